@@ -1,0 +1,147 @@
+//! The v1 → v2 conversions runc and crun apply, so that one spec means the
+//! same on both cgroup versions.
+
+use crate::{Error, Result};
+
+/// cpu.shares (2..262144) → cpu.weight (1..10000), runc's linear mapping:
+/// the default 1024 shares become weight 39.
+pub fn cpu_shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// blkio.weight (10..1000) → io.weight (1..10000).
+pub fn blkio_weight_to_io_weight(weight: u16) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    let weight = u64::from(weight.clamp(10, 1000));
+    1 + ((weight - 10) * 9999) / 990
+}
+
+/// v1 memory.memsw (memory + swap) → v2 memory.swap.max (swap alone).
+/// `None` leaves swap unset; `Some(-1)` means "max".
+pub fn memsw_to_swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<i64>> {
+    let memory = limit.unwrap_or(0);
+    let memsw = swap.unwrap_or(0);
+    // An unlimited memory limit with no swap setting means both unlimited, as
+    // on v1 where memsw follows the memory limit.
+    if memory == -1 && memsw == 0 {
+        return Ok(Some(-1));
+    }
+    if memsw == 0 {
+        return Ok(None);
+    }
+    if memsw == -1 {
+        return Ok(Some(-1));
+    }
+    let invalid = |message: &str| Error::Invalid {
+        field: "linux.resources.memory.swap".into(),
+        message: message.into(),
+    };
+    if memory <= 0 {
+        return Err(invalid("a swap limit needs a memory limit"));
+    }
+    if memsw < memory {
+        return Err(invalid(
+            "memory+swap limit must be at least the memory limit",
+        ));
+    }
+    Ok(Some(memsw - memory))
+}
+
+/// A limit in cgroup v2 notation, where a negative value means "max".
+pub fn max_or(value: i64) -> String {
+    if value < 0 {
+        "max".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// pids.max: a limit of zero or below means no limit, as in runc.
+pub fn pids_max(limit: i64) -> String {
+    if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".to_string()
+    }
+}
+
+/// The page size of a hugepageLimits entry as cgroup file names spell it
+/// (`2MB`, `1GB`, `64KB`).
+pub fn page_size(size: &str) -> Result<&str> {
+    let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &size[digits.len()..];
+    let valid = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(unit, "KB" | "MB" | "GB");
+    if valid {
+        Ok(size)
+    } else {
+        Err(Error::Invalid {
+            field: "linux.resources.hugepageLimits.pageSize".into(),
+            message: format!("{size:?} is not a page size like 2MB or 1GB"),
+        })
+    }
+}
+
+/// An rdma.max line: `mlx4_0 hca_handle=2 hca_object=2000`.
+pub fn rdma_line(device: &str, limits: &oci_spec::runtime::LinuxRdma) -> String {
+    let mut line = device.to_string();
+    if let Some(handles) = limits.hca_handles() {
+        line.push_str(&format!(" hca_handle={handles}"));
+    }
+    if let Some(objects) = limits.hca_objects() {
+        line.push_str(&format!(" hca_object={objects}"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_shares_map_like_runc() {
+        assert_eq!(cpu_shares_to_weight(0), 0);
+        assert_eq!(cpu_shares_to_weight(2), 1);
+        assert_eq!(cpu_shares_to_weight(1024), 39);
+        assert_eq!(cpu_shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn blkio_weights_map_onto_io_weights() {
+        assert_eq!(blkio_weight_to_io_weight(10), 1);
+        assert_eq!(blkio_weight_to_io_weight(500), 4950);
+        assert_eq!(blkio_weight_to_io_weight(1000), 10_000);
+    }
+
+    #[test]
+    fn memsw_becomes_swap_alone() {
+        assert_eq!(memsw_to_swap_max(Some(100), Some(300)).unwrap(), Some(200));
+        assert_eq!(memsw_to_swap_max(Some(100), None).unwrap(), None);
+        assert_eq!(memsw_to_swap_max(Some(-1), None).unwrap(), Some(-1));
+        assert_eq!(memsw_to_swap_max(Some(100), Some(-1)).unwrap(), Some(-1));
+        assert!(memsw_to_swap_max(Some(300), Some(100)).is_err());
+        assert!(memsw_to_swap_max(None, Some(100)).is_err());
+    }
+
+    #[test]
+    fn page_sizes_are_checked() {
+        assert_eq!(page_size("2MB").unwrap(), "2MB");
+        assert_eq!(page_size("64KB").unwrap(), "64KB");
+        assert!(page_size("2M").is_err());
+        assert!(page_size("MB").is_err());
+        assert!(page_size("../2MB").is_err());
+    }
+
+    #[test]
+    fn negative_limits_are_max() {
+        assert_eq!(max_or(-1), "max");
+        assert_eq!(max_or(42), "42");
+    }
+}

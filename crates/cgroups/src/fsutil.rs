@@ -1,0 +1,93 @@
+//! File access to cgroupfs, with errors that name the file.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Writes `value` to `dir/file` in one write(2), as cgroupfs wants.
+pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    let result = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()));
+    result.map_err(|source| Error::Write {
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+pub fn read(dir: &Path, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    fs::read_to_string(&path).map_err(|source| Error::Io { path, source })
+}
+
+pub fn exists(dir: &Path, file: &str) -> bool {
+    dir.join(file).exists()
+}
+
+/// Creates `base/rel` and its missing parents, calling `init` on each new
+/// directory (after its parent is initialised) and recording it in `created`.
+pub fn mkdir_all(
+    base: &Path,
+    rel: &Path,
+    created: &mut Vec<PathBuf>,
+    mut init: impl FnMut(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let mut dir = base.to_path_buf();
+    for component in rel.components() {
+        dir.push(component);
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                created.push(dir.clone());
+                init(&dir)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(Error::Io { path: dir, source }),
+        }
+    }
+    Ok(dir)
+}
+
+/// Removes a cgroup directory, waiting briefly for exiting tasks to leave it.
+/// A directory that is already gone is not an error.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(1);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && delay.as_millis() < 256 => {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Removes the directories that creating a cgroup made, deepest first; a
+/// parent still used by another cgroup (not empty, busy) stays.
+pub fn remove_created(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        if let Err(e) = fs::remove_dir(dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::debug!("keeping cgroup {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// Parses a cgroup.procs file.
+pub fn parse_pids(text: &str) -> Vec<i32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
