@@ -1,0 +1,193 @@
+//! OCI hooks: each is run with the container's state on stdin, its own
+//! environment, and an optional timeout. Output is captured for the error.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+use rustix::event::{PollFd, PollFlags};
+
+use crate::{Context, Error, Result};
+
+/// The most output of a failed hook quoted in its error.
+const OUTPUT_LIMIT: usize = 4096;
+
+/// Runs `hooks` in order; the first failure stops them and is returned.
+pub fn run_all(stage: &str, hooks: &[Hook], state: &str) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        run_one(hook, state).ctx(|| format!("hooks.{stage}[{i}] {:?}", hook.path()))?;
+    }
+    Ok(())
+}
+
+/// Runs `hooks` in order; a failure is logged as a warning and the others
+/// still run (poststart and poststop).
+pub fn run_all_warn(stage: &str, hooks: &[Hook], state: &str) {
+    for (i, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(hook, state) {
+            tracing::warn!("hooks.{stage}[{i}] {:?}: {e}", hook.path());
+        }
+    }
+}
+
+fn run_one(hook: &Hook, state: &str) -> Result<()> {
+    let mut cmd = Command::new(hook.path());
+    if let Some((arg0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for var in hook.env().iter().flatten() {
+        if let Some((key, value)) = var.split_once('=') {
+            cmd.env(key, value);
+        }
+    }
+    let (out_read, out_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe")?;
+    let out_write_2: OwnedFd = out_write.try_clone().ctx(|| "dup")?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(out_write_2));
+    let mut child = cmd.spawn().ctx(|| "start")?;
+    // Drop our copies of the write end: only the hook holds it now.
+    drop(cmd);
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin may exit first; that is no
+        // failure of berth's (SIGPIPE is ignored, EPIPE is dropped).
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid is positive"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ctx(|| "pidfd_open")?;
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut output = Vec::new();
+    let mut out_open = true;
+    loop {
+        let remaining = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(r) => Some(r),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Message(format!(
+                        "timed out after {}s{}",
+                        hook.timeout().unwrap_or(0),
+                        quote(&output)
+                    )));
+                }
+            },
+            None => None,
+        };
+        let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+        if out_open {
+            fds.push(PollFd::new(&out_read, PollFlags::IN));
+        }
+        let timeout = remaining.map(|r| rustix::time::Timespec {
+            tv_sec: r.as_secs() as i64,
+            tv_nsec: r.subsec_nanos() as i64,
+        });
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e).ctx(|| "poll"),
+        }
+        let exited = !fds[0].revents().is_empty();
+        let readable = fds.get(1).is_some_and(|f| !f.revents().is_empty());
+        if readable {
+            out_open = read_some(out_read.as_fd(), &mut output);
+        }
+        if exited {
+            // Take what is already written; a daemon the hook left behind may
+            // hold the pipe open, so do not wait for its end.
+            rustix::io::ioctl_fionbio(&out_read, true).ok();
+            while out_open && read_some(out_read.as_fd(), &mut output) {}
+            break;
+        }
+    }
+    let status = child.wait().ctx(|| "wait")?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Message(format!("{status}{}", quote(&output))))
+    }
+}
+
+/// Reads what is available; `false` at end of file (or on error).
+fn read_some(fd: std::os::fd::BorrowedFd, output: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            if output.len() < OUTPUT_LIMIT {
+                output.extend_from_slice(&buf[..n.min(OUTPUT_LIMIT - output.len())]);
+            }
+            true
+        }
+        Err(rustix::io::Errno::INTR) => true,
+        Err(_) => false,
+    }
+}
+
+fn quote(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: &str) -> Hook {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_hook_reads_the_state_and_sees_only_its_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","cat > {0}; echo \"$FOO\" >> {0}"],"env":["FOO=bar"]}}"#,
+            out.display()
+        ));
+        run_all("prestart", &[h], "{\"id\":\"x\"}").unwrap();
+        assert_eq!(std::fs::read_to_string(out).unwrap(), "{\"id\":\"x\"}bar\n");
+    }
+
+    #[test]
+    fn a_failing_hook_reports_status_and_output() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo broken >&2; exit 3"]}"#);
+        let err = run_all("createRuntime", &[h], "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("hooks.createRuntime[0] \"/bin/sh\": exit status: 3: broken"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_slow_hook_times_out() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
+        let started = Instant::now();
+        let err = run_all("prestart", &[h], "{}").unwrap_err().to_string();
+        assert!(err.contains("timed out after 1s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_hook_that_ignores_stdin_is_fine() {
+        let h = hook(r#"{"path":"/bin/true"}"#);
+        run_all("poststop", &[h], &"x".repeat(100_000)).unwrap();
+    }
+}

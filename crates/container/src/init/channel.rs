@@ -1,0 +1,89 @@
+//! The socket between berth and the init it cloned: one SOCK_SEQPACKET pair
+//! carrying small typed messages (JSON), errors included as values.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{Context, Error, Result};
+
+/// From berth to the init.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToInit {
+    /// The id maps are written and the init is in its cgroup: go on.
+    Go,
+    /// The runtime-namespace create hooks ran; `state` is what the init's own
+    /// create hooks get on stdin.
+    HooksDone { state: String },
+    /// The container is recorded as created. `state` is for the
+    /// startContainer hooks.
+    Committed { state: String },
+}
+
+/// From the init to berth.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromInit {
+    /// A second fork was needed; this is the real init (in berth's pid
+    /// namespace), and the process berth cloned is about to exit.
+    Forked {
+        pid: i32,
+    },
+    /// The mounts are done: run prestart and createRuntime hooks.
+    RunHooks,
+    /// Everything is set up; the init waits for `start`.
+    Ready,
+    Failed(Error),
+}
+
+pub struct Channel(OwnedFd);
+
+impl Channel {
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .ctx(|| "socketpair")?;
+        Ok((Channel(a), Channel(b)))
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    pub fn send<T: Serialize>(&self, message: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(message)
+            .map_err(|e| Error::Message(format!("encode message: {e}")))?;
+        // MSG_NOSIGNAL: a peer that died must give EPIPE, not SIGPIPE.
+        rustix::net::send(&self.0, &bytes, SendFlags::NOSIGNAL).ctx(|| "send to the other side")?;
+        Ok(())
+    }
+
+    /// The next message, or `None` when the other side has closed.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match rustix::net::recv(&self.0, &mut buf, RecvFlags::empty()) {
+                Ok((n, _)) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive from the other side"),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| Error::Message(format!("decode message: {e}")))
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}

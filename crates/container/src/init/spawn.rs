@@ -1,0 +1,162 @@
+//! berth's side of the init: the clone and the setup conversation.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use berth_cgroups::Manager;
+use oci_spec::runtime::Linux;
+
+use super::channel::{Channel, FromInit, ToInit};
+use super::clone::{clone3, Cloned};
+use super::namespaces::{self, ParentNamespaces};
+use super::InitConfig;
+use crate::{Context, Error, Result};
+
+/// An init that reported ready and waits for `start`.
+pub struct Spawned {
+    /// The init's pid in berth's pid namespace.
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// Whether the init is berth's child (else a second fork made it, and it
+    /// was reparented to berth as subreaper).
+    pub is_child: bool,
+    channel: Channel,
+}
+
+impl Spawned {
+    /// Tells the init the container is recorded (giving it the state for
+    /// startContainer hooks); it then blocks on the exec fifo.
+    pub fn commit(&self, state: String) -> Result<()> {
+        self.channel.send(&ToInit::Committed { state })
+    }
+}
+
+/// An init on its way: killed and reaped if setup fails.
+struct Pending {
+    pid: i32,
+    pidfd: OwnedFd,
+    intermediate: Option<i32>,
+}
+
+impl Pending {
+    fn kill(&self) {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        for pid in std::iter::once(self.pid).chain(self.intermediate) {
+            reap(pid);
+        }
+    }
+}
+
+fn reap(pid: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    }
+}
+
+/// Clones the init and takes it through setup. `create_hooks` runs the
+/// runtime-namespace create hooks for the init's pid and returns the state
+/// for the init's own. On error the init is dead and reaped.
+pub fn spawn(
+    cfg: &InitConfig,
+    linux: &Linux,
+    cgroup: Option<&dyn Manager>,
+    mut create_hooks: impl FnMut(i32) -> Result<String>,
+) -> Result<Spawned> {
+    let (ours, theirs) = Channel::pair()?;
+    if cfg.plan.fork_into_pid_ns {
+        // The real init will be a grandchild: make it ours when its parent
+        // exits, so that it can be waited for.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .ctx(|| "PR_SET_CHILD_SUBREAPER")?;
+    }
+    let clone_into = cgroup.and_then(|c| c.clone_into_fd());
+    let joined = ParentNamespaces::enter(cfg.plan, linux)?;
+    // SAFETY: berth is single-threaded.
+    let cloned = unsafe { clone3(cfg.plan.clone_flags, clone_into.as_ref().map(|f| f.as_fd())) };
+    if let Ok(Cloned::Child) = cloned {
+        drop(ours);
+        super::main(cfg, &theirs);
+    }
+    let left = joined.leave();
+    drop(theirs);
+    let Cloned::Parent { pid, pidfd } = cloned? else {
+        unreachable!("the child never returns from init::main")
+    };
+    let mut init = Pending {
+        pid,
+        pidfd,
+        intermediate: None,
+    };
+    let result = left.and_then(|()| {
+        converse(
+            cfg,
+            linux,
+            cgroup,
+            clone_into.is_some(),
+            &ours,
+            &mut init,
+            &mut create_hooks,
+        )
+    });
+    match result {
+        Ok(()) => Ok(Spawned {
+            pid: init.pid,
+            pidfd: init.pidfd,
+            is_child: init.intermediate.is_none(),
+            channel: ours,
+        }),
+        Err(e) => {
+            init.kill();
+            Err(e)
+        }
+    }
+}
+
+fn converse(
+    cfg: &InitConfig,
+    linux: &Linux,
+    cgroup: Option<&dyn Manager>,
+    cloned_into_cgroup: bool,
+    chan: &Channel,
+    init: &mut Pending,
+    create_hooks: &mut impl FnMut(i32) -> Result<String>,
+) -> Result<()> {
+    if cfg.plan.new_user {
+        namespaces::write_id_maps(
+            init.pid,
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
+    }
+    if let Some(cgroup) = cgroup.filter(|_| !cloned_into_cgroup) {
+        cgroup
+            .add_process(init.pid)
+            .ctx(|| "join the container's cgroup")?;
+    }
+    chan.send(&ToInit::Go)?;
+    loop {
+        match chan.recv::<FromInit>()? {
+            Some(FromInit::Forked { pid }) => {
+                reap(init.pid);
+                init.intermediate = Some(init.pid);
+                init.pid = pid;
+                init.pidfd = rustix::process::pidfd_open(
+                    rustix::process::Pid::from_raw(pid)
+                        .ok_or_else(|| Error::Message(format!("bad init pid {pid}")))?,
+                    rustix::process::PidfdFlags::empty(),
+                )
+                .ctx(|| "pidfd_open of the init")?;
+            }
+            Some(FromInit::RunHooks) => {
+                let state = create_hooks(init.pid)?;
+                chan.send(&ToInit::HooksDone { state })?;
+            }
+            Some(FromInit::Ready) => return Ok(()),
+            Some(FromInit::Failed(e)) => return Err(e),
+            None => {
+                return Err(Error::Message(
+                    "the container's init exited during setup".into(),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! process.terminal: the pty is made inside the container, from its own
+//! devpts instance; the master goes to the engine over --console-socket and
+//! the slave becomes the process's controlling terminal, stdio and
+//! /dev/console.
+
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::pty::OpenptFlags;
+
+use crate::{Context, Result};
+
+/// Opens a pty in the container (which must be the root by now) and sends its
+/// master over `console`; returns the slave.
+pub fn create(console: BorrowedFd, size: Option<oci_spec::runtime::Box>) -> Result<OwnedFd> {
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .ctx(|| "process.terminal: open /dev/ptmx")?;
+    rustix::pty::unlockpt(&master).ctx(|| "process.terminal: unlockpt")?;
+    let name = rustix::pty::ptsname(&master, Vec::new()).ctx(|| "process.terminal: ptsname")?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("process.terminal: open {name:?}"))?;
+    if let Some(size) = size {
+        let winsize = rustix::termios::Winsize {
+            ws_row: size.height() as u16,
+            ws_col: size.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&master, winsize).ctx(|| "process.consoleSize")?;
+    }
+    bind_console(&name)?;
+    send_fd(console, master.as_fd(), name.as_bytes())
+        .ctx(|| "--console-socket: send the pty master")?;
+    Ok(slave)
+}
+
+/// Binds the pty slave over /dev/console, as runc does.
+fn bind_console(slave: &std::ffi::CStr) -> Result<()> {
+    let console = std::path::Path::new("/dev/console");
+    if !console.exists() {
+        std::fs::File::create(console).ctx(|| "create /dev/console")?;
+    }
+    rustix::mount::mount_bind(slave, console).ctx(|| "bind the pty over /dev/console")
+}
+
+/// Sends `fd` over a unix socket (SCM_RIGHTS) with `payload` as the data.
+pub fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> rustix::io::Result<()> {
+    let fds = [fd];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(payload)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Makes `slave` the controlling terminal and the stdio of the process.
+pub fn attach(slave: OwnedFd) -> Result<()> {
+    rustix::process::ioctl_tiocsctty(&slave)
+        .ctx(|| "process.terminal: make the pty the controlling terminal")?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        let ret = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&slave), target) };
+        if ret < 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("process.terminal: dup2 onto fd {target}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! The container side of berth: bundles and their validation, the state
+//! store, the lifecycle operations, and the init process that builds a
+//! container (namespaces, rootfs, process setup).
+//!
+//! The flow of `create`: [`spec::Bundle::load`] (parse, validate) → cgroup
+//! ([`berth_cgroups`]) → [`init::spawn`] clones the init into its
+//! namespaces → the init builds the rootfs ([`rootfs`]) and the process
+//! ([`process`]), then waits on the exec fifo → `start` releases it.
+
+mod error;
+pub mod features;
+pub mod hooks;
+pub mod id;
+pub mod init;
+pub mod lifecycle;
+pub mod process;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+
+pub use error::{errno_text, Context, Error, Result};
+
+/// The newest runtime-spec version berth implements.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// The default state root.
+pub const DEFAULT_ROOT: &str = "/run/berth";

@@ -1,0 +1,230 @@
+//! `create`: from a bundle to an init blocked before the user's program.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use berth_cgroups::{CgroupsPath, Host, Manager};
+use oci_spec::runtime::{Linux, LinuxResources};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use super::OciState;
+use crate::init::{self, InitConfig, NamespacePlan};
+use crate::process::seccomp;
+use crate::rootfs::{devices, Entry};
+use crate::spec::Bundle;
+use crate::state::{ContainerDir, ProcStat, State, Status, Store};
+use crate::{hooks, id, Context, Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A created container: its init waits on the exec fifo.
+pub struct Created {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// Whether the init is this process's child (or, after a second fork,
+    /// was reparented to it).
+    pub is_child: bool,
+}
+
+/// What a failed create must undo, undone on drop unless disarmed.
+struct Rollback {
+    dir: Option<ContainerDir>,
+    cgroup: Option<Box<dyn Manager>>,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if let Some(cgroup) = self.cgroup.take() {
+            if let Err(e) = cgroup.destroy() {
+                tracing::warn!("remove the cgroup of the failed container: {e}");
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            if let Err(e) = dir.remove() {
+                tracing::warn!("remove the state of the failed container: {e}");
+            }
+        }
+    }
+}
+
+/// The device rules berth writes: the spec's, then an allow rule for each
+/// linux.devices node and for the default devices (as runc does).
+fn effective_resources(linux: &Linux) -> LinuxResources {
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    rules.extend(
+        linux
+            .devices()
+            .iter()
+            .flatten()
+            .filter_map(devices::cgroup_rule_for),
+    );
+    rules.extend(devices::default_cgroup_rules());
+    resources.set_devices(Some(rules));
+    resources
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "--console-socket: socket")?;
+    let addr = SocketAddrUnix::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
+    rustix::net::connect(&socket, &addr)
+        .ctx(|| format!("--console-socket {}: connect", path.display()))?;
+    Ok(socket)
+}
+
+/// Writes the pid file atomically (a temporary file in the same directory,
+/// then a rename), as engines read it as soon as `create` returns.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path).ctx(|| format!("--pid-file {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).ctx(|| format!("--pid-file {}", tmp.display()))?;
+    file.write_all(pid.to_string().as_bytes())
+        .ctx(|| format!("--pid-file {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).ctx(|| format!("--pid-file {}", path.display()))
+}
+
+/// Whether this berth can manage cgroups (it runs as root).
+fn manages_cgroups() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> {
+    id::validate(id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let terminal = spec
+        .process()
+        .as_ref()
+        .is_some_and(|p| p.terminal() == Some(true));
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::spec(
+            "process.terminal",
+            "a terminal needs --console-socket to hand the pty to (or `berth run` in the foreground)",
+        ));
+    }
+    let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    let host = if manages_cgroups() {
+        Some(Host::detect().ctx(|| "cgroups")?)
+    } else {
+        None
+    };
+    let cgroups_path =
+        CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?;
+    let plan = NamespacePlan::new(&linux, matches!(host, Some(Host::Unified { .. })));
+    init::namespaces::check_paths(&plan)?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .filter(|_| terminal)
+        .map(connect_console)
+        .transpose()?;
+
+    let dir = store.create(id)?;
+    let mut rollback = Rollback {
+        dir: Some(dir),
+        cgroup: None,
+    };
+    if let Some(host) = &host {
+        let cgroup = berth_cgroups::create(host, &cgroups_path).ctx(|| "cgroups")?;
+        let cgroup = rollback.cgroup.insert(cgroup);
+        cgroup
+            .apply(&effective_resources(&linux))
+            .ctx(|| "linux.resources")?;
+    }
+    let dir = rollback.dir.as_ref().expect("the state dir is held");
+    dir.make_exec_fifo()?;
+    let fifo = dir.open_exec_fifo()?;
+    let cgroup = rollback.cgroup.as_deref();
+    let placement = cgroup.map(|c| c.placement().clone());
+    let cfg = InitConfig {
+        bundle: &bundle,
+        plan: &plan,
+        cgroup: placement.as_ref(),
+        entry: match (plan.own_mount_ns, opts.no_pivot) {
+            (false, _) => Entry::Chroot,
+            (true, true) => Entry::MoveAndChroot,
+            (true, false) => Entry::Pivot,
+        },
+        keyring: (!opts.no_new_keyring).then_some(id),
+        preserve_fds: opts.preserve_fds,
+        console: console.as_ref().map(|c| c.as_fd()),
+        exec_fifo: fifo.as_fd(),
+        seccomp: seccomp.as_ref(),
+    };
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: placement.clone(),
+        config: spec.clone(),
+    };
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let spawned = init::spawn(&cfg, &linux, cgroup, |pid| {
+        let mut s = state.clone();
+        s.pid = pid;
+        let json = OciState::for_hooks(&s, Status::Created);
+        hooks::run_all(
+            "prestart",
+            hooks.prestart().as_deref().unwrap_or_default(),
+            &json,
+        )?;
+        hooks::run_all(
+            "createRuntime",
+            hooks.create_runtime().as_deref().unwrap_or_default(),
+            &json,
+        )?;
+        Ok(json)
+    })?;
+    let mut record = || -> Result<()> {
+        state.pid = spawned.pid;
+        state.pid_start_time = ProcStat::read(spawned.pid)
+            .ok_or_else(|| Error::Message("the container's init vanished".into()))?
+            .start_time;
+        dir.write_state(&state)?;
+        if let Some(path) = &opts.pid_file {
+            write_pid_file(path, spawned.pid)?;
+        }
+        spawned.commit(OciState::for_hooks(&state, Status::Created))
+    };
+    if let Err(e) = record() {
+        let _ = rustix::process::pidfd_send_signal(&spawned.pidfd, rustix::process::Signal::KILL);
+        if let Some(pid) = rustix::process::Pid::from_raw(spawned.pid) {
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+        }
+        return Err(e);
+    }
+    // Success: keep the cgroup and the state dir (the lock goes with it).
+    rollback.cgroup = None;
+    rollback.dir = None;
+    Ok(Created {
+        pid: spawned.pid,
+        pidfd: spawned.pidfd,
+        is_child: spawned.is_child,
+    })
+}

@@ -1,0 +1,130 @@
+//! `delete`: removes a stopped container (any container with --force) and
+//! everything berth made for it.
+
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+
+use super::kill::signal_all;
+use super::OciState;
+use crate::state::{is_alive, State, Status, Store};
+use crate::{hooks, rootfs, Context, Error, Result};
+
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let dir = match store.lock(id) {
+        // Engines delete, then delete --force, the same id.
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        other => other?,
+    };
+    let container = dir.container()?;
+    let status = container.status();
+    let Some(state) = container.state else {
+        // We hold the lock, so the create that made this directory died
+        // before it recorded anything.
+        return dir.remove();
+    };
+    match status {
+        Status::Stopped => {}
+        _ if force => {
+            // A frozen cgroup would hold SIGKILL until thawed.
+            if let Some(placement) = &state.cgroup {
+                let _ = berth_cgroups::open(placement.clone()).thaw();
+            }
+            signal_all(&state, libc::SIGKILL)?;
+            wait_for_exit(&state, Duration::from_secs(10))?;
+        }
+        _ => {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                message: "only a stopped container can be deleted (or use --force)".into(),
+            })
+        }
+    }
+    clean_up(&state)?;
+    dir.remove()?;
+    let hooks = state.config.hooks().clone().unwrap_or_default();
+    let poststop = hooks.poststop().as_deref().unwrap_or_default();
+    if !poststop.is_empty() {
+        hooks::run_all_warn(
+            "poststop",
+            poststop,
+            &OciState::for_hooks(&state, Status::Stopped),
+        );
+    }
+    Ok(())
+}
+
+/// Removes what outlives the init: processes left in the cgroup (when the
+/// container had no pid namespace of its own, the init's death did not take
+/// them), mounts left on the host (when it had no mount namespace of its
+/// own), and the cgroup.
+fn clean_up(state: &State) -> Result<()> {
+    let linux = state.config.linux().clone().unwrap_or_default();
+    let has = |typ| linux.namespaces().iter().flatten().any(|n| n.typ() == typ);
+    if let Some(placement) = &state.cgroup {
+        let cgroup = berth_cgroups::open(placement.clone());
+        if !has(oci_spec::runtime::LinuxNamespaceType::Pid) {
+            kill_cgroup(cgroup.as_ref())?;
+        }
+        cgroup.destroy().ctx(|| "remove the container's cgroup")?;
+    }
+    if !has(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        rootfs::detach_host_mounts(&state.rootfs)?;
+    }
+    Ok(())
+}
+
+/// SIGKILLs what is left in the cgroup until it is empty.
+fn kill_cgroup(cgroup: &dyn berth_cgroups::Manager) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = cgroup.procs().ctx(|| "list the container's processes")?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Message(format!(
+                "processes {pids:?} of the container do not die"
+            )));
+        }
+        for pid in pids {
+            // SAFETY: kill(2) with plain integers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the init has exited (a zombie counts: it will run no more).
+fn wait_for_exit(state: &State, timeout: Duration) -> Result<()> {
+    let Some(pid) = rustix::process::Pid::from_raw(state.pid) else {
+        return Ok(());
+    };
+    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("pidfd_open {}", state.pid)),
+    };
+    if !is_alive(state.pid, state.pid_start_time) {
+        return Ok(());
+    }
+    let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+    let timeout = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    loop {
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) => {
+                return Err(Error::Message(format!(
+                    "the init (pid {}) did not die",
+                    state.pid
+                )))
+            }
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e).ctx(|| "wait for the init"),
+        }
+    }
+}

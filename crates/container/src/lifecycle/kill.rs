@@ -1,0 +1,87 @@
+//! `kill`: a signal to the container's init, or with --all to every process
+//! of its cgroup.
+
+use crate::state::{is_alive, State, Status, Store};
+use crate::{Context, Error, Result};
+
+pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
+    let dir = store.lock(id)?;
+    let container = dir.container()?;
+    let status = container.status();
+    let state = match (&container.state, status) {
+        (Some(state), Status::Created | Status::Running | Status::Paused) => state,
+        _ => {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                message: "only a created or running container can be signalled".into(),
+            })
+        }
+    };
+    if all {
+        signal_all(state, signal)
+    } else {
+        signal_init(state, signal)
+    }
+}
+
+/// Signals the init through a pidfd opened, then checked to still be the
+/// init (by start time), so a reused pid is never signalled.
+pub fn signal_init(state: &State, signal: i32) -> Result<()> {
+    let Some(pid) = rustix::process::Pid::from_raw(state.pid) else {
+        return Ok(());
+    };
+    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("pidfd_open {}", state.pid)),
+    };
+    if !is_alive(state.pid, state.pid_start_time) {
+        return Ok(());
+    }
+    send(&pidfd, signal).ctx(|| format!("signal {signal} to the init (pid {})", state.pid))
+}
+
+fn send(pidfd: &std::os::fd::OwnedFd, signal: i32) -> rustix::io::Result<()> {
+    // rustix's Signal covers the named signals only; real-time ones need
+    // the raw number.
+    // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(pidfd),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL);
+        if errno == libc::ESRCH {
+            return Ok(());
+        }
+        return Err(rustix::io::Errno::from_raw_os_error(errno));
+    }
+    Ok(())
+}
+
+/// Signals every process in the container's cgroup, and the init.
+pub fn signal_all(state: &State, signal: i32) -> Result<()> {
+    signal_init(state, signal)?;
+    let Some(placement) = &state.cgroup else {
+        return Ok(());
+    };
+    let cgroup = berth_cgroups::open(placement.clone());
+    for pid in cgroup.procs().ctx(|| "list the container's processes")? {
+        // SAFETY: kill(2) with plain integers.
+        if unsafe { libc::kill(pid, signal) } < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                return Err(err).ctx(|| format!("signal {signal} to pid {pid}"));
+            }
+        }
+    }
+    Ok(())
+}

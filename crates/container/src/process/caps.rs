@@ -1,0 +1,91 @@
+//! The five capability sets of process.capabilities.
+
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+use crate::{Error, Result};
+
+/// Converts spec capabilities to the caps crate's type. Every name the spec
+/// parser accepts is one the caps crate knows.
+fn convert(set: &Option<Capabilities>) -> CapsHashSet {
+    set.iter()
+        .flatten()
+        .filter_map(|c| Capability::from_str(&format!("CAP_{c}")).ok())
+        .collect()
+}
+
+/// Whether the running kernel knows `cap` (its number is at most
+/// /proc/sys/kernel/cap_last_cap).
+fn kernel_knows(cap: Capability) -> bool {
+    use std::sync::OnceLock;
+    static LAST: OnceLock<u8> = OnceLock::new();
+    let last = *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    });
+    cap.index() <= last
+}
+
+/// Drops from the bounding set what the spec does not list. This needs
+/// CAP_SETPCAP, so it runs before the switch to the container's user.
+pub fn limit_bounding(caps: &LinuxCapabilities) -> Result<()> {
+    let keep = convert(caps.bounding());
+    for cap in caps::all() {
+        if !keep.contains(&cap) && kernel_knows(cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                Error::Message(format!("process.capabilities.bounding: drop {cap}: {e}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the inheritable, effective and permitted sets, then raises the
+/// ambient ones. Runs after the switch to the container's user (which keeps
+/// the permitted set through PR_SET_KEEPCAPS).
+pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
+    let set = |which: CapSet, field: &str, value: &CapsHashSet| {
+        let value: CapsHashSet = value.iter().copied().filter(|c| kernel_knows(*c)).collect();
+        caps::set(None, which, &value)
+            .map_err(|e| Error::Message(format!("process.capabilities.{field}: {e}")))
+    };
+    // Inheritable first, while the permitted set still covers it; effective
+    // before permitted, as the effective set may never exceed the permitted.
+    set(
+        CapSet::Inheritable,
+        "inheritable",
+        &convert(caps.inheritable()),
+    )?;
+    set(CapSet::Effective, "effective", &convert(caps.effective()))?;
+    set(CapSet::Permitted, "permitted", &convert(caps.permitted()))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| Error::Message(format!("process.capabilities.ambient: {e}")))?;
+    for cap in convert(caps.ambient()) {
+        // As in runc, an ambient capability the other sets do not allow is
+        // skipped rather than fatal.
+        if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
+            tracing::debug!("process.capabilities.ambient: cannot raise {cap}: {e}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_names_convert_to_kernel_capabilities() {
+        let set: Capabilities =
+            serde_json::from_str(r#"["CAP_NET_ADMIN", "CAP_SYS_ADMIN", "CAP_AUDIT_WRITE"]"#)
+                .unwrap();
+        let converted = convert(&Some(set));
+        assert_eq!(converted.len(), 3);
+        assert!(converted.contains(&Capability::CAP_NET_ADMIN));
+        assert!(converted.contains(&Capability::CAP_AUDIT_WRITE));
+    }
+}

@@ -1,0 +1,48 @@
+//! File descriptors: only stdio, the --preserve-fds ones and berth's own
+//! (close-on-exec) descriptors may survive into the container.
+
+use std::os::fd::RawFd;
+
+use crate::{Context, Result};
+
+/// Closes every descriptor from `first` up except those in `keep` (which
+/// must be close-on-exec), so that nothing the caller leaked, not even a
+/// directory that `process.cwd` could reach through /proc/self/fd
+/// (CVE-2024-21626), is open once the container's cwd is entered.
+pub fn close_all_from(first: RawFd, keep: &[RawFd]) -> Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= first).collect();
+    keep.sort_unstable();
+    let mut start = first as u32;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd > start {
+            close_range(start, fd - 1)?;
+        }
+        start = fd + 1;
+    }
+    close_range(start, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<()> {
+    // SAFETY: the caller owns every descriptor in the range; none is used
+    // after this point.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("close_range({first}, {last})"));
+    }
+    Ok(())
+}
+
+/// Clears close-on-exec on fds 3 .. 3+n so that --preserve-fds hands them on.
+pub fn preserve(n: u32) -> Result<()> {
+    for fd in 3..3 + n as RawFd {
+        // SAFETY: fcntl on a descriptor number; an fd that is not open
+        // fails with EBADF, which is reported.
+        let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        if ret < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| format!("--preserve-fds: fd {fd}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Setting up the container's process: capabilities, user and groups,
+//! rlimits, scheduling, LSM labels, seccomp, file descriptors and the final
+//! execve.
+
+pub mod caps;
+pub mod exec;
+pub mod fds;
+pub mod lsm;
+pub mod rlimits;
+pub mod sched;
+pub mod seccomp;
+pub mod user;

@@ -1,0 +1,127 @@
+//! Per-process settings of runtime-spec 1.2 that runc 1.1 lacks:
+//! linux.personality, process.scheduler and process.ioPriority.
+
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, Scheduler,
+};
+
+use crate::{Error, Result};
+
+fn last_os_error(context: String) -> Error {
+    let errno = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EINVAL);
+    Error::os(context, errno)
+}
+
+/// linux.personality: the execution domain for the process.
+pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
+    const PER_LINUX: libc::c_ulong = 0x0000;
+    const PER_LINUX32: libc::c_ulong = 0x0008;
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::spec(
+            "linux.personality.flags",
+            "no personality flags are defined",
+        ));
+    }
+    let persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => PER_LINUX,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
+    };
+    // SAFETY: personality(2) takes a plain integer.
+    if unsafe { libc::personality(persona) } < 0 {
+        return Err(last_os_error(format!(
+            "linux.personality {}: personality",
+            p.domain()
+        )));
+    }
+    Ok(())
+}
+
+/// The kernel's struct sched_attr (include/uapi/linux/sched/types.h).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// process.scheduler through sched_setattr(2); libc has no wrapper.
+pub fn set_scheduler(s: &Scheduler) -> Result<()> {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => libc::SCHED_OTHER,
+        LinuxSchedulerPolicy::SchedFifo => libc::SCHED_FIFO,
+        LinuxSchedulerPolicy::SchedRr => libc::SCHED_RR,
+        LinuxSchedulerPolicy::SchedBatch => libc::SCHED_BATCH,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => libc::SCHED_IDLE,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: policy as u32,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..SchedAttr::default()
+    };
+    // SAFETY: attr is a valid sched_attr of the size it declares.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if ret < 0 {
+        return Err(last_os_error(format!(
+            "process.scheduler {:?}: sched_setattr",
+            s.policy()
+        )));
+    }
+    Ok(())
+}
+
+/// process.ioPriority through ioprio_set(2).
+pub fn set_io_priority(p: &LinuxIOPriority) -> Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_SHIFT: i64 = 13;
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::spec(
+            "process.ioPriority.priority",
+            format!("{} is not in 0..=7", p.priority()),
+        ));
+    }
+    let class: i64 = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let value = (class << IOPRIO_CLASS_SHIFT) | p.priority();
+    // SAFETY: ioprio_set takes plain integers.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    if ret < 0 {
+        return Err(last_os_error(format!(
+            "process.ioPriority {}: ioprio_set",
+            p.class()
+        )));
+    }
+    Ok(())
+}

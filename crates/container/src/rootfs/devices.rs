@@ -1,0 +1,166 @@
+//! /dev: the default device nodes, linux.devices, and the usual links.
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use pathrs::{InodeType, Root};
+
+use super::mounts;
+use super::sys;
+use crate::{Context, Error, Result};
+
+/// The nodes every container gets: (name, major, minor).
+const DEFAULT_NODES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The device cgroup rules added after the spec's own, as runc does, so that
+/// a spec that denies everything (as podman's does) still has working
+/// default devices, ptys and a console.
+pub fn default_cgroup_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut rules = vec![
+        rule(LinuxDeviceType::C, None, None, "m"),
+        rule(LinuxDeviceType::B, None, None, "m"),
+    ];
+    for (_, major, minor) in DEFAULT_NODES {
+        rules.push(rule(
+            LinuxDeviceType::C,
+            Some(i64::from(*major)),
+            Some(i64::from(*minor)),
+            "rwm",
+        ));
+    }
+    rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm")); // /dev/pts/*
+    rules.push(rule(LinuxDeviceType::C, Some(5), Some(2), "rwm")); // /dev/ptmx
+    rules.push(rule(LinuxDeviceType::C, Some(5), Some(1), "rwm")); // /dev/console
+    rules
+}
+
+/// The allow rule for a linux.devices node, so that what the spec creates
+/// can be used.
+pub fn cgroup_rule_for(device: &LinuxDevice) -> Option<LinuxDeviceCgroup> {
+    let typ = match device.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => LinuxDeviceType::C,
+        LinuxDeviceType::B => LinuxDeviceType::B,
+        _ => return None,
+    };
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(true);
+    r.set_typ(Some(typ));
+    r.set_major(Some(device.major()));
+    r.set_minor(Some(device.minor()));
+    r.set_access(Some("rwm".into()));
+    Some(r)
+}
+
+/// Creates the spec's devices, then the default ones the spec did not
+/// replace, then /dev's links and directories.
+pub fn populate(root: &Root, devices: &[LinuxDevice], in_userns: bool) -> Result<()> {
+    for (i, d) in devices.iter().enumerate() {
+        create(root, d, in_userns).ctx(|| format!("linux.devices[{i}].path {:?}", d.path()))?;
+    }
+    for (name, major, minor) in DEFAULT_NODES {
+        let mut d = LinuxDevice::default();
+        d.set_path(Path::new("/dev").join(name));
+        d.set_typ(LinuxDeviceType::C);
+        d.set_major(i64::from(*major));
+        d.set_minor(i64::from(*minor));
+        d.set_file_mode(Some(0o666));
+        create(root, &d, in_userns).ctx(|| format!("/dev/{name}"))?;
+    }
+    for dir in ["dev/pts", "dev/shm"] {
+        mounts::mount_point_dir(root, Path::new(dir))?;
+    }
+    let mut links = vec![
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("dev/core", "/proc/kcore"));
+    }
+    for (link, target) in links {
+        symlink(root, link, target)?;
+    }
+    // /dev/ptmx must be the devpts instance's own multiplexer.
+    match root.remove_file("dev/ptmx") {
+        Ok(()) => {}
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {}
+        Err(e) => return Err(e).ctx(|| "remove /dev/ptmx"),
+    }
+    symlink(root, "dev/ptmx", "pts/ptmx")
+}
+
+fn symlink(root: &Root, link: &str, target: &str) -> Result<()> {
+    match root.create(link, &InodeType::Symlink(target.into())) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("symlink /{link} -> {target}")),
+    }
+}
+
+/// Makes one device node; an existing one is kept. In a user namespace,
+/// where mknod is not allowed, the host's node of the same path is bound.
+fn create(root: &Root, d: &LinuxDevice, in_userns: bool) -> Result<()> {
+    let path = mounts::in_root(d.path());
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        mounts::mount_point_dir(root, parent)?;
+    }
+    if in_userns {
+        let point = mounts::mount_point_file(root, &path)?;
+        let host = sys::open_path(d.path())?;
+        return sys::bind(host.as_fd(), point.as_fd(), false);
+    }
+    let perm = std::fs::Permissions::from_mode(d.file_mode().unwrap_or(0o666) & 0o7777);
+    let dev = rustix::fs::makedev(d.major() as u32, d.minor() as u32);
+    let inode = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => InodeType::CharacterDevice(perm, dev),
+        LinuxDeviceType::B => InodeType::BlockDevice(perm, dev),
+        LinuxDeviceType::P => InodeType::Fifo(perm),
+        LinuxDeviceType::A => {
+            return Err(Error::Message(
+                "type \"a\" is not a device node type".into(),
+            ));
+        }
+    };
+    match root.create(&path, &inode) {
+        Ok(()) => {}
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e).ctx(|| "mknod"),
+    }
+    let uid = d.uid().unwrap_or(0);
+    let gid = d.gid().unwrap_or(0);
+    if uid != 0 || gid != 0 {
+        let node = root
+            .resolve_nofollow(&path)
+            .ctx(|| "resolve the new node")?;
+        rustix::fs::chownat(
+            &node,
+            "",
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            rustix::fs::AtFlags::EMPTY_PATH,
+        )
+        .ctx(|| format!("chown to {uid}:{gid}"))?;
+    }
+    Ok(())
+}

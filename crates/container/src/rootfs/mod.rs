@@ -1,0 +1,141 @@
+//! The container's root filesystem: propagation, the spec's mounts, /dev,
+//! masked and read-only paths, then the switch of root.
+
+mod cgroupfs;
+pub mod devices;
+mod masked;
+mod mounts;
+mod options;
+mod pivot;
+mod sys;
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use berth_cgroups::Placement;
+use oci_spec::runtime::Spec;
+
+use crate::{Context, Error, Result};
+
+pub use options::{known_options, propagation_flag};
+pub use pivot::Entry;
+
+/// What the rootfs setup needs from the spec and the namespace plan.
+pub struct RootfsConfig<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// Whether the container has a mount namespace of its own; without one
+    /// nothing of the host's propagation may be touched.
+    pub new_mount_ns: bool,
+    pub in_userns: bool,
+    pub cgroupns: bool,
+    pub cgroup: Option<&'a Placement>,
+    pub entry: Entry,
+}
+
+/// Builds the root filesystem and enters it. `before_entry` runs once the
+/// mounts are in place and before the root switch: the create-time hooks.
+pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) -> Result<()> {
+    let linux = cfg.spec.linux().clone().unwrap_or_default();
+    let propagation = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(propagation_flag);
+    if cfg.new_mount_ns {
+        // Nothing done in here may reach the host: everything is a slave
+        // (or private, when asked) until the root has been switched.
+        let initial = match propagation {
+            Some(p) if p & libc::MS_PRIVATE != 0 => libc::MS_PRIVATE | libc::MS_REC,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        sys::set_propagation("/", initial).ctx(|| "make / a slave of the host")?;
+        // pivot_root needs the new root to be a mount point.
+        let rootfs = sys::open_path(cfg.rootfs)?;
+        sys::bind(rootfs.as_fd(), rootfs.as_fd(), true)
+            .ctx(|| format!("root.path {:?}", cfg.rootfs))?;
+    }
+    let root = pathrs::Root::open(cfg.rootfs).ctx(|| format!("root.path {:?}", cfg.rootfs))?;
+    let ctx = mounts::MountContext {
+        root: &root,
+        bundle: cfg.bundle,
+        in_userns: cfg.in_userns,
+        cgroupns: cfg.cgroupns,
+        cgroup: cfg.cgroup,
+    };
+    let spec_mounts = cfg.spec.mounts().clone().unwrap_or_default();
+    mounts::mount_all(&ctx, &spec_mounts)?;
+    let dev_is_bound = spec_mounts.iter().any(|m| {
+        mounts::in_root(m.destination()) == Path::new("dev")
+            && mounts::is_bind(
+                m,
+                &options::parse(m.options().as_deref().unwrap_or_default()),
+            )
+    });
+    if !dev_is_bound {
+        devices::populate(
+            &root,
+            linux.devices().as_deref().unwrap_or_default(),
+            cfg.in_userns,
+        )?;
+    }
+    let dev_null = masked::open_dev_null()?;
+    masked::mask(
+        &root,
+        linux.masked_paths().as_deref().unwrap_or_default(),
+        dev_null.as_fd(),
+    )?;
+    masked::make_readonly(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
+    drop(root);
+    before_entry()?;
+    pivot::enter(cfg.rootfs, cfg.entry)?;
+    if !cfg.new_mount_ns {
+        return Ok(());
+    }
+    // Now that the host is out of reach, give / the propagation asked for.
+    if let Some(p) = propagation.filter(|p| p & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0) {
+        sys::set_propagation("/", p).ctx(|| "linux.rootfsPropagation")?;
+    }
+    if cfg
+        .spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
+        let slash = sys::open_path(Path::new("/"))?;
+        let flags = sys::mount_flags(slash.as_fd())? | libc::MS_RDONLY;
+        sys::remount_bind(slash.as_fd(), flags).ctx(|| "root.readonly")?;
+    }
+    Ok(())
+}
+
+/// Mounts that a container without a mount namespace of its own left on
+/// the host under its rootfs, deepest first, so `delete` can detach them.
+pub fn host_mounts_under(rootfs: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found: Vec<_> = berth_cgroups::mountinfo::parse(&text)
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with(rootfs) && p != rootfs)
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
+/// Detaches the mounts of [`host_mounts_under`].
+pub fn detach_host_mounts(rootfs: &Path) -> Result<()> {
+    for point in host_mounts_under(rootfs) {
+        match rustix::mount::unmount(&point, rustix::mount::UnmountFlags::DETACH) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => {
+                return Err(Error::os(
+                    format!("detach {}", point.display()),
+                    e.raw_os_error(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}

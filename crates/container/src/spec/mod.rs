@@ -1,0 +1,75 @@
+//! The bundle: config.json, parsed and validated, with its paths made absolute.
+
+mod default;
+mod validate;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::{Context, Error, Result};
+
+pub use default::{default_spec, DefaultSpec};
+pub use validate::{sysctl_path, validate};
+
+/// A loaded bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle directory, absolute but otherwise as given (hooks see it so).
+    pub path: PathBuf,
+    /// The root filesystem, absolute.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Reads `dir/config.json` and validates it against this host.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let path = std::path::absolute(dir).ctx(|| format!("bundle {:?}", dir))?;
+        let config = path.join("config.json");
+        let bytes = fs::read(&config).ctx(|| format!("read {}", config.display()))?;
+        let spec = parse(&bytes)?;
+        let rootfs = validate(&spec, &path)?;
+        Ok(Bundle { path, rootfs, spec })
+    }
+}
+
+/// Parses config.json; a malformed one is reported with the path of the
+/// offending field (`process.capabilities.bounding[2]: unknown variant ...`).
+pub fn parse(bytes: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "config.json".to_string()
+        } else {
+            format!("config.json: {path}")
+        };
+        Error::spec(field, e.into_inner().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let err = parse(br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_TEST"]}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "config.json: process.capabilities.bounding[0]: no variant for CAP_TEST"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_reported() {
+        let err = parse(b"{\"ociVersion\": ").unwrap_err().to_string();
+        assert!(err.starts_with("config.json"), "{err}");
+    }
+}

@@ -1,0 +1,401 @@
+//! The state store: one directory per container under the runtime root
+//! (`/run/berth/<id>` by default) holding `state.json` and, until `start`,
+//! the `exec.fifo` the init waits on.
+//!
+//! Creating the directory is what claims an id, so of concurrent creates of
+//! one id exactly one wins. Every operation that changes a container holds
+//! an exclusive flock on its directory. state.json is replaced atomically
+//! (written to a temporary file, then renamed), so readers need no lock.
+
+mod status;
+
+use std::collections::HashMap;
+use std::fs::{self, DirBuilder};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::{Context, Error, Result};
+
+pub use status::{is_alive, ProcStat, Status};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// What berth records of a created container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    /// The init's pid in berth's pid namespace.
+    pub pid: i32,
+    /// The init's start time, which tells it from a later process that
+    /// reuses its pid.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The container's cgroup, when berth made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<berth_cgroups::Placement>,
+    /// The config the container was created from: later commands (hooks at
+    /// delete, exec) must not see later edits of the bundle.
+    pub config: Spec,
+}
+
+/// The state root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir_of(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Claims `id`: makes its directory and locks it. Fails when the id is
+    /// taken.
+    pub fn create(&self, id: &str) -> Result<ContainerDir> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .ctx(|| format!("state root {}", self.root.display()))?;
+        let path = self.dir_of(id);
+        match DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.into()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
+        }
+        let dir = ContainerDir::open(id, path)?;
+        Ok(dir)
+    }
+
+    /// Locks the directory of an existing container.
+    pub fn lock(&self, id: &str) -> Result<ContainerDir> {
+        ContainerDir::open(id, self.dir_of(id))
+    }
+
+    /// Reads a container's state without locking it.
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let dir = self.dir_of(id);
+        let state = read_state(&dir.join(STATE_FILE)).map_err(|e| match e.errno() {
+            Some(libc::ENOENT) if !dir.exists() => Error::NotFound(id.into()),
+            _ => e,
+        })?;
+        Ok(Container {
+            id: id.to_string(),
+            dir,
+            state,
+        })
+    }
+
+    /// Every container under the root, sorted by id.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| format!("read {}", self.root.display())),
+        };
+        let mut containers = Vec::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if crate::id::validate(&id).is_err() || !entry.path().is_dir() {
+                continue;
+            }
+            match self.load(&id) {
+                Ok(c) => containers.push(c),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => tracing::warn!("{id}: {e}"),
+            }
+        }
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(containers)
+    }
+}
+
+/// A container as read from the store.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: String,
+    pub dir: PathBuf,
+    /// `None` while `create` runs (or when it died before finishing).
+    pub state: Option<State>,
+}
+
+impl Container {
+    pub fn status(&self) -> Status {
+        match &self.state {
+            None if creation_in_progress(&self.dir) => Status::Creating,
+            None => Status::Stopped,
+            Some(state) => derive_status(state, &self.dir),
+        }
+    }
+}
+
+/// Created while the init waits on the exec fifo, running once `start` has
+/// removed it, paused while the cgroup is frozen, stopped once the init is gone.
+fn derive_status(state: &State, dir: &Path) -> Status {
+    if !is_alive(state.pid, state.pid_start_time) {
+        Status::Stopped
+    } else if dir.join(EXEC_FIFO).exists() {
+        Status::Created
+    } else if state.cgroup.as_ref().is_some_and(berth_cgroups::is_frozen) {
+        Status::Paused
+    } else {
+        Status::Running
+    }
+}
+
+/// A state directory without state.json is still being created if its
+/// creator holds the lock; otherwise the creator died.
+fn creation_in_progress(dir: &Path) -> bool {
+    let Ok(fd) = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => false,
+        Err(_) => true,
+    }
+}
+
+fn read_state(path: &Path) -> Result<Option<State>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Message(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = path.parent().unwrap_or(path);
+            if dir.exists() {
+                Ok(None)
+            } else {
+                Err(Error::os(format!("{}", dir.display()), libc::ENOENT))
+            }
+        }
+        Err(e) => Err(e).ctx(|| format!("read {}", path.display())),
+    }
+}
+
+/// A container's state directory, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct ContainerDir {
+    id: String,
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ContainerDir {
+    fn open(id: &str, path: PathBuf) -> Result<ContainerDir> {
+        let fd = match rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
+            Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
+        };
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .ctx(|| format!("lock {}", path.display()))?;
+        // A directory removed while we waited for the lock is gone.
+        let stat = rustix::fs::fstat(&fd).ctx(|| format!("stat {}", path.display()))?;
+        if stat.st_nlink == 0 {
+            return Err(Error::NotFound(id.into()));
+        }
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            fd,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn container(&self) -> Result<Container> {
+        Ok(Container {
+            id: self.id.clone(),
+            dir: self.path.clone(),
+            state: read_state(&self.path.join(STATE_FILE))?,
+        })
+    }
+
+    /// Replaces state.json atomically.
+    pub fn write_state(&self, state: &State) -> Result<()> {
+        let json =
+            serde_json::to_vec(state).map_err(|e| Error::Message(format!("encode state: {e}")))?;
+        let tmp = "state.json.tmp";
+        let fd = rustix::fs::openat(
+            &self.fd,
+            tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .ctx(|| format!("write {}/{tmp}", self.path.display()))?;
+        fs::File::from(fd)
+            .write_all(&json)
+            .ctx(|| format!("write {}/{tmp}", self.path.display()))?;
+        rustix::fs::renameat(&self.fd, tmp, &self.fd, STATE_FILE)
+            .ctx(|| format!("rename {}/{tmp}", self.path.display()))
+    }
+
+    /// Makes the fifo the init blocks on until `start`.
+    pub fn make_exec_fifo(&self) -> Result<()> {
+        rustix::fs::mknodat(
+            &self.fd,
+            EXEC_FIFO,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .ctx(|| format!("mkfifo {}", self.fifo_path().display()))
+    }
+
+    /// Opens the exec fifo read-write: the init holds it this way, so that a
+    /// read blocks until `start` writes (and never sees end-of-file).
+    pub fn open_exec_fifo(&self) -> Result<OwnedFd> {
+        rustix::fs::openat(
+            &self.fd,
+            EXEC_FIFO,
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", self.fifo_path().display()))
+    }
+
+    pub fn remove_exec_fifo(&self) -> Result<()> {
+        match rustix::fs::unlinkat(&self.fd, EXEC_FIFO, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("remove {}", self.fifo_path().display())),
+        }
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Removes the directory and everything in it; the lock goes with it.
+    pub fn remove(self) -> Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("remove {}", self.path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_state(id: &str) -> State {
+        State {
+            oci_version: "1.2.0".into(),
+            id: id.into(),
+            pid: std::process::id() as i32,
+            pid_start_time: ProcStat::read(std::process::id() as i32)
+                .unwrap()
+                .start_time,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            annotations: HashMap::new(),
+            cgroup: None,
+            config: Spec::default(),
+        }
+    }
+
+    #[test]
+    fn an_id_can_be_claimed_once() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(root.path().join("berth"));
+        let dir = store.create("c1").unwrap();
+        assert!(matches!(store.create("c1"), Err(Error::Exists(_))));
+        dir.remove().unwrap();
+        store.create("c1").unwrap().remove().unwrap();
+    }
+
+    #[test]
+    fn status_follows_the_process_and_the_fifo() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(root.path());
+        let dir = store.create("c2").unwrap();
+        // While the creator holds the lock, a container without state is creating.
+        assert_eq!(store.load("c2").unwrap().status(), Status::Creating);
+        dir.make_exec_fifo().unwrap();
+        dir.write_state(&sample_state("c2")).unwrap();
+        assert_eq!(store.load("c2").unwrap().status(), Status::Created);
+        dir.remove_exec_fifo().unwrap();
+        assert_eq!(store.load("c2").unwrap().status(), Status::Running);
+        let mut dead = sample_state("c2");
+        dead.pid_start_time += 1;
+        dir.write_state(&dead).unwrap();
+        assert_eq!(store.load("c2").unwrap().status(), Status::Stopped);
+        dir.remove().unwrap();
+        assert!(matches!(store.load("c2"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn a_creator_that_died_leaves_a_stopped_container() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(root.path());
+        drop(store.create("c3").unwrap());
+        assert_eq!(store.load("c3").unwrap().status(), Status::Stopped);
+    }
+
+    #[test]
+    fn list_skips_foreign_entries() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(root.path());
+        fs::create_dir(root.path().join("not an id")).unwrap();
+        fs::write(root.path().join("file"), "").unwrap();
+        let dir = store.create("c4").unwrap();
+        dir.write_state(&sample_state("c4")).unwrap();
+        let ids: Vec<_> = store.list().unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["c4"]);
+    }
+
+    #[test]
+    fn locking_a_missing_container_is_not_found() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Store::new(root.path()).lock("nope"),
+            Err(Error::NotFound(_))
+        ));
+    }
+}
