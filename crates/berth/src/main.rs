@@ -123,8 +123,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// --preserve-fds N hands fds 3..3+N on: they must be the caller's, so
+/// they are checked before berth opens anything that could take their
+/// numbers.
+fn check_preserved_fds(command: &Option<Command>) -> anyhow::Result<()> {
+    let n = match command {
+        Some(Command::Create { args, .. }) | Some(Command::Run { args, .. }) => args.preserve_fds,
+        _ => 0,
+    };
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            bail!("--preserve-fds {n}: fd {fd} is not open");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = check_preserved_fds(&cli.command) {
+        eprintln!("berth: {e:#}");
+        return ExitCode::FAILURE;
+    }
     if cli.version {
         print_version();
         return ExitCode::SUCCESS;

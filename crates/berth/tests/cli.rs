@@ -1,0 +1,124 @@
+//! The command line itself: version, spec, features, logs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn version_prints_runc_style_lines() {
+    let out = std::process::Command::new(BERTH)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("berth version "), "{text}");
+    assert!(lines[1].starts_with("commit: "));
+    assert_eq!(lines[2], "spec: 1.2.0");
+}
+
+#[test]
+fn spec_writes_a_config_once_and_a_rootless_one_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::new();
+    berth.ok(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["ociVersion"], "1.2.0");
+    assert_eq!(config["process"]["args"][0], "sh");
+    let err = berth.fails(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    assert!(err.contains("config.json"), "{err}");
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    berth.ok(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        dir.path().to_str().unwrap(),
+    ]);
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    let types: Vec<&str> = config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"user") && !types.contains(&"network"));
+}
+
+#[test]
+fn features_describe_what_is_supported() {
+    let features: Value = serde_json::from_str(&Berth::new().ok(&["features"])).unwrap();
+    assert_eq!(features["ociVersionMax"], "1.2.0");
+    let hooks: Vec<&str> = features["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert_eq!(hooks.len(), 6);
+    let namespaces = features["linux"]["namespaces"].as_array().unwrap();
+    assert!(namespaces.iter().any(|n| n == "time"));
+    assert!(features["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "rro"));
+    assert_eq!(features["linux"]["cgroup"]["systemd"], false);
+    assert!(features["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
+}
+
+#[test]
+fn errors_go_to_the_json_log_as_engines_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.json");
+    let berth = Berth::new();
+    let err = berth.fails(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        "missing",
+    ]);
+    assert!(err.contains("does not exist"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "container \"missing\" does not exist");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn the_systemd_cgroup_driver_is_refused_clearly() {
+    let bundle = Bundle::new();
+    let berth = Berth::new();
+    let err = berth.fails(&[
+        "--systemd-cgroup",
+        "create",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        "sd",
+    ]);
+    assert!(err.contains("not supported yet"), "{err}");
+}
+
+#[test]
+fn preserve_fds_must_name_open_descriptors() {
+    let bundle = Bundle::new();
+    let berth = Berth::new();
+    let err = berth.fails(&[
+        "create",
+        "--preserve-fds",
+        "40",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        "pfd",
+    ]);
+    assert!(err.contains("--preserve-fds 40: fd"), "{err}");
+}

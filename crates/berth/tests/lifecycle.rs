@@ -1,0 +1,290 @@
+//! The lifecycle: create, start, state, kill, delete, run, list.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn create_start_and_delete_go_through_every_status() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let pid_file = bundle.path().join("init.pid");
+    let c = Container::create(&berth, &bundle, &["--pid-file", pid_file.to_str().unwrap()]);
+    let state = berth.state(&c.id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], c.id.as_str());
+    assert_eq!(state["bundle"], bundle.path().to_str().unwrap());
+    assert_eq!(state["ociVersion"], "1.2.0");
+    assert!(state["created"].as_str().unwrap().ends_with('Z'));
+    let pid = state["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    // The user's program has not run yet: the init is berth, waiting.
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!cmdline.starts_with("sleep"), "{cmdline}");
+
+    berth.ok(&["start", &c.id]);
+    assert_eq!(berth.status(&c.id), "running");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with("sleep"), "{cmdline}");
+
+    berth.ok(&["kill", &c.id, "KILL"]);
+    berth.wait_status(&c.id, "stopped");
+    assert_eq!(berth.state(&c.id)["pid"], 0);
+    berth.ok(&["delete", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+    assert!(berth.fails(&["state", &c.id]).contains("does not exist"));
+}
+
+#[test]
+fn start_runs_the_program_exactly_once() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["root"]["readonly"] = json!(false));
+    bundle.sh("echo ran >> /count");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    berth.wait_status(&c.id, "stopped");
+    let err = berth.fails(&["start", &c.id]);
+    assert!(err.contains("is stopped"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(bundle.rootfs().join("count")).unwrap(),
+        "ran\n"
+    );
+}
+
+#[test]
+fn delete_refuses_a_live_container_without_force() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    assert!(berth.fails(&["delete", &c.id]).contains("is created"));
+    berth.ok(&["start", &c.id]);
+    assert!(berth.fails(&["delete", &c.id]).contains("is running"));
+    assert_eq!(berth.status(&c.id), "running");
+    berth.ok(&["delete", "--force", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+}
+
+#[test]
+fn delete_force_of_a_missing_container_succeeds_and_plain_delete_fails() {
+    let berth = Berth::new();
+    berth.ok(&["delete", "--force", "never-created"]);
+    assert!(berth
+        .fails(&["delete", "never-created"])
+        .contains("does not exist"));
+}
+
+#[test]
+fn kill_takes_names_with_and_without_sig_and_numbers() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    // The shell traps USR1 and TERM and says which arrived.
+    bundle.edit(|c| c["root"]["readonly"] = json!(false));
+    bundle.sh("trap 'echo usr1 >> /log' USR1; trap 'echo term >> /log; exit 0' TERM; echo up > /up; while true; do sleep 0.05; done");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    let up = bundle.rootfs().join("up");
+    for _ in 0..200 {
+        if up.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    berth.ok(&["kill", &c.id, "SIGUSR1"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    berth.ok(&["kill", &c.id, "10"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    berth.ok(&["kill", &c.id]);
+    berth.wait_status(&c.id, "stopped");
+    assert_eq!(
+        std::fs::read_to_string(bundle.rootfs().join("log")).unwrap(),
+        "usr1\nusr1\nterm\n"
+    );
+    assert!(berth.fails(&["kill", &c.id, "KILL"]).contains("is stopped"));
+    assert!(berth
+        .fails(&["kill", &c.id, "NOTASIGNAL"])
+        .contains("invalid signal"));
+}
+
+#[test]
+fn kill_all_reaches_every_process_of_the_container() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.sh("sleep 30 & sleep 30 & wait");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    berth.ok(&["kill", "--all", &c.id, "KILL"]);
+    berth.wait_status(&c.id, "stopped");
+    berth.ok(&["delete", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+}
+
+#[test]
+fn run_exits_with_the_containers_status() {
+    let mut bundle = Bundle::new();
+    bundle.sh("exit 3");
+    assert_eq!(run(&bundle).code, 3);
+    bundle.args(&["true"]);
+    assert_eq!(run(&bundle).code, 0);
+}
+
+#[test]
+fn run_exits_with_128_plus_the_signal_that_killed_the_container() {
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let berth = Berth::new();
+    let id = unique_id("sig");
+    let runner =
+        Background::spawn(&mut berth.cmd(&["run", "-b", bundle.path().to_str().unwrap(), &id]));
+    berth.wait_status(&id, "running");
+    berth.ok(&["kill", &id, "KILL"]);
+    assert_eq!(runner.wait().code(), Some(128 + 9));
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn run_passes_stdio_straight_through() {
+    let mut bundle = Bundle::new();
+    bundle.sh("echo out; echo err >&2; read line; echo got $line");
+    let berth = Berth::new();
+    let id = unique_id("stdio");
+    let mut child = berth
+        .cmd(&["run", "-b", bundle.path().to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\ngot hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let mut bundle = Bundle::new();
+    bundle.sh("trap 'exit 42' TERM; while true; do sleep 0.05; done");
+    let berth = Berth::new();
+    let id = unique_id("fwd");
+    let runner =
+        Background::spawn(&mut berth.cmd(&["run", "-b", bundle.path().to_str().unwrap(), &id]));
+    berth.wait_status(&id, "running");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(runner.pid(), libc::SIGTERM) };
+    assert_eq!(runner.wait().code(), Some(42));
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn run_detached_leaves_a_running_container() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let id = unique_id("detach");
+    berth.ok(&["run", "-d", "-b", bundle.path().to_str().unwrap(), &id]);
+    let _guard = Container {
+        berth: &berth,
+        id: id.clone(),
+    };
+    assert_eq!(berth.status(&id), "running");
+}
+
+#[test]
+fn list_shows_containers_in_table_json_and_quiet_form() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let a = Container::create(&berth, &bundle, &[]);
+    let b = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &b.id]);
+    let quiet = berth.ok(&["list", "-q"]);
+    let mut ids: Vec<&str> = quiet.lines().collect();
+    ids.sort();
+    let mut want = vec![a.id.as_str(), b.id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    let json: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["list", "--format", "json"])).unwrap();
+    let statuses: Vec<_> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(statuses.contains(&(a.id.clone(), "created".into())));
+    assert!(statuses.contains(&(b.id.clone(), "running".into())));
+    let table = berth.ok(&["list"]);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains(&a.id) && table.contains("created"));
+}
+
+#[test]
+fn of_concurrent_creates_of_one_id_exactly_one_wins() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let id = unique_id("race");
+    let path = bundle.path().to_str().unwrap().to_string();
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| berth.run(&["create", "-b", &path, &id])))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let winners = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1);
+    for loser in outcomes.iter().filter(|o| !o.status.success()) {
+        assert!(String::from_utf8_lossy(&loser.stderr).contains("already exists"));
+    }
+    assert_eq!(berth.status(&id), "created");
+    berth.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn a_reused_pid_never_looks_like_the_container() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["true"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    // Point the state at a live process that is not the init: this test
+    // process, with the init's recorded start time.
+    let state_path = berth.root().join(&c.id).join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let real_pid = state["pid"].clone();
+    state["pid"] = json!(std::process::id());
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(berth.status(&c.id), "stopped");
+    state["pid"] = real_pid;
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(berth.status(&c.id), "created");
+}
+
+#[test]
+fn create_without_a_process_then_start_fails_and_stops_it() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c.as_object_mut().unwrap().remove("process");
+    });
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(berth.status(&c.id), "created");
+    assert!(berth.fails(&["start", &c.id]).contains("no process"));
+    berth.wait_status(&c.id, "stopped");
+    berth.ok(&["delete", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+}

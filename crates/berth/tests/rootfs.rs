@@ -1,0 +1,302 @@
+//! The root filesystem: mounts and their options, /dev, masked and
+//! read-only paths, the root's own flags, and symlinks that try to escape.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// The mountinfo line of `point` inside the container output `out`.
+fn mount_line<'a>(out: &'a str, point: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.split(' ').nth(4) == Some(point))
+        .unwrap_or_else(|| panic!("{point} is not a mount point:\n{out}"))
+}
+
+fn push_mount(c: &mut serde_json::Value, mount: serde_json::Value) {
+    c["mounts"].as_array_mut().unwrap().push(mount);
+}
+
+#[test]
+fn the_container_has_its_own_mounts_and_a_read_only_root() {
+    let mut bundle = Bundle::new();
+    bundle.sh("cat /proc/self/mountinfo; touch /x 2>&1; echo rc=$?");
+    let out = run_ok(&bundle);
+    let root = mount_line(&out, "/");
+    assert!(root.split(' ').nth(5).unwrap().starts_with("ro"), "{root}");
+    for point in [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+    ] {
+        mount_line(&out, point);
+    }
+    assert!(out.contains("Read-only file system") && out.contains("rc=1"));
+}
+
+#[test]
+fn a_writable_root_when_readonly_is_false() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["root"]["readonly"] = json!(false));
+    bundle.sh("echo hi > /written && cat /written");
+    assert_eq!(run_ok(&bundle), "hi\n");
+    assert_eq!(
+        std::fs::read_to_string(bundle.rootfs().join("written")).unwrap(),
+        "hi\n"
+    );
+}
+
+#[test]
+fn bind_mounts_honour_their_options() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("file"), "from host\n").unwrap();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        push_mount(c, json!({"destination": "/rw", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
+        push_mount(c, json!({"destination": "/ro", "type": "bind", "source": host.path(),
+                             "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
+        push_mount(c, json!({"destination": "/etc/hosted", "type": "none", "source": host.path().join("file"),
+                             "options": ["bind", "ro"]}));
+    });
+    bundle.sh("cat /rw/file; echo new > /rw/new; (echo x > /ro/x) 2>&1; cat /etc/hosted; cat /proc/self/mountinfo");
+    let out = run_ok(&bundle);
+    assert!(out.starts_with("from host\n"), "{out}");
+    assert!(out.contains("Read-only file system"));
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new")).unwrap(),
+        "new\n"
+    );
+    let ro = mount_line(&out, "/ro");
+    let flags = ro.split(' ').nth(5).unwrap();
+    for flag in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(
+            flags.split(',').any(|f| f == flag),
+            "{flag} missing in {ro}"
+        );
+    }
+    assert!(mount_line(&out, "/etc/hosted")
+        .split(' ')
+        .nth(5)
+        .unwrap()
+        .starts_with("ro"));
+}
+
+#[test]
+fn tmpfs_options_set_mode_size_and_owner() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        push_mount(c, json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["nosuid", "mode=1770", "size=1m", "uid=1000", "gid=1000"]}));
+    });
+    bundle.sh("stat -c '%a %u %g' /scratch; df -k /scratch | tail -1");
+    let out = run_ok(&bundle);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1770 1000 1000");
+    assert_eq!(lines[1].split_whitespace().nth(1), Some("1024"), "{out}");
+}
+
+#[test]
+fn recursive_read_only_reaches_submounts() {
+    let host = tempfile::tempdir().unwrap();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        push_mount(c, json!({"destination": "/tree", "type": "tmpfs", "source": "tmpfs", "options": []}));
+        push_mount(c, json!({"destination": "/tree/sub", "type": "bind", "source": host.path(), "options": ["rbind"]}));
+        push_mount(c, json!({"destination": "/view", "type": "bind", "source": "/proc/self/root/dev",
+                             "options": ["rbind", "rro"]}));
+    });
+    bundle.sh("grep ' /view' /proc/self/mountinfo | cut -d' ' -f5,6");
+    let out = run_ok(&bundle);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() > 1, "the host's /dev has submounts: {out}");
+    for line in lines {
+        assert!(line.split(' ').nth(1).unwrap().starts_with("ro"), "{line}");
+    }
+}
+
+#[test]
+fn default_devices_and_links_are_there() {
+    let mut bundle = Bundle::new();
+    bundle.sh(
+        "for d in null zero full random urandom tty; do stat -c '%n %t:%T %a' /dev/$d; done; \
+         for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done; \
+         echo x > /dev/null && head -c 4 /dev/zero | wc -c",
+    );
+    let out = run_ok(&bundle);
+    let want = [
+        "/dev/null 1:3 666",
+        "/dev/zero 1:5 666",
+        "/dev/full 1:7 666",
+        "/dev/random 1:8 666",
+        "/dev/urandom 1:9 666",
+        "/dev/tty 5:0 666",
+        "pts/ptmx",
+        "/proc/self/fd",
+        "/proc/self/fd/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd/2",
+        "4",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn spec_devices_are_created_with_their_mode_and_owner_and_allowed() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/extra/null2", "type": "c", "major": 1, "minor": 3, "fileMode": 384, "uid": 7, "gid": 8},
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 438}
+        ]);
+    });
+    bundle.sh("stat -c '%t:%T %a %u %g' /dev/extra/null2; echo hello > /dev/kmsg && echo writable");
+    assert_eq!(
+        run_ok(&bundle).lines().collect::<Vec<_>>(),
+        ["1:3 600 7 8", "writable"]
+    );
+}
+
+#[test]
+fn the_device_cgroup_denies_what_the_spec_does_not_allow() {
+    let mut bundle = Bundle::new();
+    // A node the image brings, which no rule allows.
+    let node = bundle.rootfs().join("tty0");
+    let c_path = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
+    // SAFETY: mknod with a valid path.
+    assert_eq!(
+        unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(4, 0)) },
+        0
+    );
+    bundle.sh("(head -c 0 /tty0) 2>&1; cat /sys/fs/cgroup/devices/devices.list");
+    let out = run_ok(&bundle);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(
+        out.contains("c 1:3 rwm") && !out.contains("a *:* rwm"),
+        "{out}"
+    );
+}
+
+#[test]
+fn masked_paths_hide_files_and_directories() {
+    let mut bundle = Bundle::new();
+    // The default spec masks /proc/keys (a file) and /proc/acpi (a directory).
+    bundle.sh("wc -c < /proc/keys; ls /proc/acpi | wc -l; grep -cE ' /proc/keys | /proc/acpi ' /proc/self/mountinfo");
+    assert_eq!(run_ok(&bundle).lines().collect::<Vec<_>>(), ["0", "0", "2"]);
+}
+
+#[test]
+fn readonly_paths_cannot_be_written() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    bundle.sh("(echo 1 > /proc/sys/kernel/domainname) 2>&1; echo rc=$?");
+    let out = run_ok(&bundle);
+    assert!(
+        out.contains("Read-only file system") && out.contains("rc=1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn mount_destinations_cannot_escape_through_symlinks() {
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    // Absolute and climbing symlinks: both must resolve inside the rootfs.
+    std::os::unix::fs::symlink("/etc", rootfs.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../tmp", rootfs.join("climb")).unwrap();
+    let marker = format!("berth-escape-{}", std::process::id());
+    bundle.edit(|c| {
+        push_mount(
+            c,
+            json!({"destination": format!("/abs/{marker}"), "type": "tmpfs", "source": "tmpfs"}),
+        );
+        push_mount(
+            c,
+            json!({"destination": format!("/climb/{marker}"), "type": "tmpfs", "source": "tmpfs"}),
+        );
+    });
+    bundle.sh("true");
+    run_ok(&bundle);
+    assert!(
+        !std::path::Path::new("/etc").join(&marker).exists(),
+        "a mount point was made in the host's /etc"
+    );
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "a mount point was made in the host's /tmp"
+    );
+    assert!(rootfs.join("etc").join(&marker).is_dir());
+    assert!(rootfs.join("tmp").join(&marker).is_dir());
+}
+
+#[test]
+fn proc_is_never_mounted_over_a_symlink() {
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    std::fs::remove_dir(rootfs.join("proc")).unwrap();
+    std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
+    bundle.sh("true");
+    let ran = run(&bundle);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr.contains("mounts[0].destination \"/proc\""),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn no_pivot_enters_the_root_by_moving_it() {
+    let mut bundle = Bundle::new();
+    bundle.sh("ls / | head -3; grep -c . /proc/self/mountinfo");
+    let berth = Berth::new();
+    let id = unique_id("nopivot");
+    let out = berth.run(&[
+        "run",
+        "--no-pivot",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("bin\ndev\netc\n"));
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_cgroups() {
+    let mut bundle = Bundle::new();
+    bundle.sh("ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/cgroup.procs");
+    let out = run_ok(&bundle);
+    for controller in ["cpu", "memory", "pids", "devices", "freezer"] {
+        assert!(
+            out.lines().any(|l| l == controller),
+            "{controller} missing:\n{out}"
+        );
+    }
+    // Only the container's processes: sh and cat.
+    let pids: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert!(pids.len() <= 2 && pids.contains(&"1"), "{out}");
+}
+
+#[test]
+fn shared_rootfs_propagation_makes_the_root_shared() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["linux"]["rootfsPropagation"] = json!("rshared"));
+    bundle.sh("awk '$5 == \"/\"' /proc/self/mountinfo");
+    let out = run_ok(&bundle);
+    assert!(out.contains("shared:"), "{out}");
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# deps.sh: installs the Debian packages berth builds and tests with, when
+# they are missing: libseccomp (linked by berth), busybox-static (the
+# rootfs of the demo and the tests), pkg-config.
+set -eu
+missing=""
+for pkg in libseccomp-dev pkg-config busybox-static; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "deps.sh: need root to install:$missing" >&2
+  exit 1
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
