@@ -125,4 +125,79 @@ pub enum Command {
     },
     /// Print what this berth supports, as JSON.
     Features,
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change the resource limits of a live container.
+    Update {
+        id: String,
+        #[command(flatten)]
+        args: UpdateArgs,
+    },
+    /// Print resource usage of a container as JSON: once with --stats, else
+    /// every --interval, with an "oom" event when the OOM killer strikes.
+    Events {
+        id: String,
+        /// Print the stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print stats (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
+    /// List the processes of a container: its host pids as JSON, or the
+    /// lines of `ps` (with the given options, default -ef) that are its own.
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Options for ps (after --).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+}
+
+/// `update`'s flags, as runc has them; they override what -r gives.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// A JSON file of linux.resources, or - for stdin.
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (suffixes k, m, g; -1 for none).
+    #[arg(long, value_parser = crate::units::parse_bytes, allow_hyphen_values = true)]
+    pub memory: Option<i64>,
+    /// Memory soft limit in bytes.
+    #[arg(long, value_parser = crate::units::parse_bytes, allow_hyphen_values = true)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap limit in bytes; -1 for unlimited swap.
+    #[arg(long, value_parser = crate::units::parse_bytes, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long, alias = "cpu-share")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds per period (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// Realtime period in microseconds.
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// Realtime runtime in microseconds.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs to run on (e.g. 0-2,4).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (0 or -1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10 to 1000).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod logging;
+mod units;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use berth_container::spec::{default_spec, DefaultSpec};
 use berth_container::state::Store;
 use clap::Parser;
 
-use cli::{Cli, Command, CreateArgs, ListFormat};
+use cli::{Cli, Command, CreateArgs, ListFormat, UpdateArgs};
 
 fn create_options(args: CreateArgs) -> CreateOptions {
     CreateOptions {
@@ -24,6 +25,105 @@ fn create_options(args: CreateArgs) -> CreateOptions {
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
     }
+}
+
+/// The resources `update` asks for: the -r file (or stdin), then the flags.
+fn update_resources(args: UpdateArgs) -> anyhow::Result<oci_spec::runtime::LinuxResources> {
+    use serde_json::{json, Value};
+    let mut resources: Value = match &args.resources {
+        Some(path) if path.as_os_str() == "-" => {
+            serde_json::from_reader(std::io::stdin()).context("--resources -: the JSON on stdin")?
+        }
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("--resources {}", path.display()))?;
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("--resources {}", path.display()))?
+        }
+        None => json!({}),
+    };
+    let mut set = |section: &str, key: &str, value: Value| {
+        if !resources[section].is_object() {
+            resources[section] = json!({});
+        }
+        resources[section][key] = value;
+    };
+    if let Some(v) = args.memory {
+        set("memory", "limit", json!(v));
+    }
+    if let Some(v) = args.memory_reservation {
+        set("memory", "reservation", json!(v));
+    }
+    if let Some(v) = args.memory_swap {
+        set("memory", "swap", json!(v));
+    }
+    if let Some(v) = args.cpu_shares {
+        set("cpu", "shares", json!(v));
+    }
+    if let Some(v) = args.cpu_quota {
+        set("cpu", "quota", json!(v));
+    }
+    if let Some(v) = args.cpu_period {
+        set("cpu", "period", json!(v));
+    }
+    if let Some(v) = args.cpu_rt_period {
+        set("cpu", "realtimePeriod", json!(v));
+    }
+    if let Some(v) = args.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", json!(v));
+    }
+    if let Some(v) = args.cpuset_cpus {
+        set("cpu", "cpus", json!(v));
+    }
+    if let Some(v) = args.cpuset_mems {
+        set("cpu", "mems", json!(v));
+    }
+    if let Some(v) = args.pids_limit {
+        set("pids", "limit", json!(v));
+    }
+    if let Some(v) = args.blkio_weight {
+        set("blockIO", "weight", json!(v));
+    }
+    serde_json::from_value(resources).context("the resources to update")
+}
+
+/// `ps` in table form: runs ps and keeps the header and the lines whose PID
+/// column is one of the container's.
+fn print_ps_table(pids: &[i32], ps_args: &[String]) -> anyhow::Result<()> {
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .context("ps printed no PID column")?;
+    println!("{header}");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 fn print_version() {
@@ -119,6 +219,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             serde_json::to_writer_pretty(file, &default_spec(kind))?;
         }
         Command::Features => print_json(&berth_container::features::features())?,
+        Command::Pause { id } => lifecycle::pause(&store, &id)?,
+        Command::Resume { id } => lifecycle::resume(&store, &id)?,
+        Command::Update { id, args } => lifecycle::update(&store, &id, &update_resources(args)?)?,
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            lifecycle::events(&store, &id, interval, stats, |event| {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer(&mut out, event)
+                    .map_err(|e| berth_container::Error::Message(e.to_string()))?;
+                writeln!(out)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| berth_container::Error::Message(e.to_string()))
+            })?;
+        }
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = lifecycle::pids(&store, &id)?;
+            match format {
+                ListFormat::Json => print_json(&pids)?,
+                ListFormat::Table => print_ps_table(&pids, &ps_args)?,
+            }
+        }
     }
     Ok(0)
 }

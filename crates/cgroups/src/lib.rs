@@ -8,11 +8,13 @@
 //! directories whatever cgroup the caller itself is in.
 
 mod convert;
+mod devices_bpf;
 mod error;
 mod fsutil;
 mod host;
 pub mod mountinfo;
 mod path;
+pub mod stats;
 mod v1;
 mod v2;
 
@@ -45,6 +47,10 @@ pub trait Manager {
     fn freeze(&self) -> Result<()>;
     /// Lets the processes of a frozen cgroup run again.
     fn thaw(&self) -> Result<()>;
+    /// Resource usage, for `events`.
+    fn stats(&self) -> Result<stats::Stats>;
+    /// How many processes the OOM killer has killed in the cgroup so far.
+    fn oom_kills(&self) -> u64;
 }
 
 /// Where a container's cgroup lives, as recorded in its state.

@@ -12,6 +12,7 @@ use oci_spec::runtime::{
 use crate::convert;
 use crate::fsutil::{self, exists, read, write};
 use crate::host::{Hierarchy, OwnCgroups};
+use crate::stats::{self, Hugetlb, MemoryEntry, Stats};
 use crate::{CgroupsPath, Error, Manager, Placement, Result, V1Dir};
 
 pub struct Cgroup {
@@ -425,6 +426,76 @@ impl Manager for Cgroup {
 
     fn freeze(&self) -> Result<()> {
         self.set_freezer("FROZEN")
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let mut st = Stats::default();
+        if let Some(dir) = self.placement.dir_of("cpuacct") {
+            st.cpu.usage.total = stats::number(dir, "cpuacct.usage");
+            st.cpu.usage.percpu = read(dir, "cpuacct.usage_percpu")
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // cpuacct.stat counts clock ticks; runc reports nanoseconds.
+            let ticks = stats::keyed(dir, "cpuacct.stat");
+            let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second();
+            st.cpu.usage.user = ticks.get("user").copied().unwrap_or(0) * tick_ns;
+            st.cpu.usage.kernel = ticks.get("system").copied().unwrap_or(0) * tick_ns;
+        }
+        if let Some(dir) = self.placement.dir_of("cpu") {
+            let cpu = stats::keyed(dir, "cpu.stat");
+            st.cpu.throttling.periods = cpu.get("nr_periods").copied().unwrap_or(0);
+            st.cpu.throttling.throttled_periods = cpu.get("nr_throttled").copied().unwrap_or(0);
+            st.cpu.throttling.throttled_time = cpu.get("throttled_time").copied().unwrap_or(0);
+        }
+        if let Some(dir) = self.placement.dir_of("memory") {
+            let entry = |prefix: &str| MemoryEntry {
+                limit: stats::number(dir, &format!("{prefix}.limit_in_bytes")),
+                usage: stats::number(dir, &format!("{prefix}.usage_in_bytes")),
+                max: stats::number(dir, &format!("{prefix}.max_usage_in_bytes")),
+                failcnt: stats::number(dir, &format!("{prefix}.failcnt")),
+            };
+            st.memory.usage = entry("memory");
+            st.memory.swap = entry("memory.memsw");
+            st.memory.kernel = entry("memory.kmem");
+            st.memory.kernel_tcp = entry("memory.kmem.tcp");
+            st.memory.raw = stats::keyed(dir, "memory.stat");
+            st.memory.cache = st.memory.raw.get("cache").copied().unwrap_or(0);
+        }
+        if let Some(dir) = self.placement.dir_of("pids") {
+            st.pids.current = stats::number(dir, "pids.current");
+            st.pids.limit = stats::number(dir, "pids.max");
+        }
+        if let Some(dir) = self.placement.dir_of("blkio") {
+            st.blkio.io_service_bytes_recursive =
+                stats::blkio_v1(dir, "blkio.throttle.io_service_bytes_recursive");
+            st.blkio.io_serviced_recursive =
+                stats::blkio_v1(dir, "blkio.throttle.io_serviced_recursive");
+        }
+        if let Some(dir) = self.placement.dir_of("hugetlb") {
+            for size in stats::hugepage_sizes() {
+                let h = Hugetlb {
+                    usage: stats::number(dir, &format!("hugetlb.{size}.usage_in_bytes")),
+                    max: stats::number(dir, &format!("hugetlb.{size}.max_usage_in_bytes")),
+                    failcnt: stats::number(dir, &format!("hugetlb.{size}.failcnt")),
+                };
+                st.hugetlb.insert(size, h);
+            }
+        }
+        Ok(st)
+    }
+
+    fn oom_kills(&self) -> u64 {
+        self.placement
+            .dir_of("memory")
+            .map(|dir| {
+                stats::keyed(dir, "memory.oom_control")
+                    .get("oom_kill")
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
     }
 
     fn thaw(&self) -> Result<()> {

@@ -10,6 +10,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::convert::{self, max_or};
 use crate::fsutil::{self, exists, read, write};
 use crate::host::OwnCgroups;
+use crate::stats::{self, Hugetlb, MemoryEntry, Stats};
 use crate::{CgroupsPath, Error, Manager, Placement, Result};
 
 pub struct Cgroup {
@@ -194,10 +195,17 @@ impl Manager for Cgroup {
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
         let dir = self.dir();
-        if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            tracing::warn!(
-                "linux.resources.devices: device rules are not enforced on cgroup v2 yet"
-            );
+        if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+            let fd = rustix::fs::open(
+                dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                source: e.into(),
+            })?;
+            crate::devices_bpf::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
         }
         if let Some(memory) = r.memory() {
             self.apply_memory(memory)?;
@@ -247,6 +255,54 @@ impl Manager for Cgroup {
 
     fn freeze(&self) -> Result<()> {
         self.set_frozen(true)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let dir = self.dir();
+        let mut st = Stats::default();
+        let cpu = stats::keyed(dir, "cpu.stat");
+        let us = |key: &str| cpu.get(key).copied().unwrap_or(0) * 1000;
+        st.cpu.usage.total = us("usage_usec");
+        st.cpu.usage.user = us("user_usec");
+        st.cpu.usage.kernel = us("system_usec");
+        st.cpu.throttling.periods = cpu.get("nr_periods").copied().unwrap_or(0);
+        st.cpu.throttling.throttled_periods = cpu.get("nr_throttled").copied().unwrap_or(0);
+        st.cpu.throttling.throttled_time = us("throttled_usec");
+        let events = stats::keyed(dir, "memory.events");
+        st.memory.usage = MemoryEntry {
+            limit: stats::limit(dir, "memory.max"),
+            usage: stats::number(dir, "memory.current"),
+            max: stats::number(dir, "memory.peak"),
+            failcnt: events.get("max").copied().unwrap_or(0),
+        };
+        st.memory.swap = MemoryEntry {
+            limit: stats::limit(dir, "memory.swap.max"),
+            usage: stats::number(dir, "memory.swap.current"),
+            max: stats::number(dir, "memory.swap.peak"),
+            failcnt: 0,
+        };
+        st.memory.raw = stats::keyed(dir, "memory.stat");
+        st.memory.cache = st.memory.raw.get("file").copied().unwrap_or(0);
+        st.pids.current = stats::number(dir, "pids.current");
+        st.pids.limit = stats::number(dir, "pids.max");
+        st.blkio = stats::io_stat_v2(dir);
+        for size in stats::hugepage_sizes() {
+            let events = stats::keyed(dir, &format!("hugetlb.{size}.events"));
+            let h = Hugetlb {
+                usage: stats::number(dir, &format!("hugetlb.{size}.current")),
+                max: stats::limit(dir, &format!("hugetlb.{size}.max")),
+                failcnt: events.get("max").copied().unwrap_or(0),
+            };
+            st.hugetlb.insert(size, h);
+        }
+        Ok(st)
+    }
+
+    fn oom_kills(&self) -> u64 {
+        stats::keyed(self.dir(), "memory.events")
+            .get("oom_kill")
+            .copied()
+            .unwrap_or(0)
     }
 
     fn thaw(&self) -> Result<()> {

@@ -184,6 +184,20 @@ impl Berth {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Runs `berth` with `input` on stdin and asserts it failed; returns
+    /// stderr.
+    pub fn fails_with_stdin(&self, args: &[&str], input: &str) -> String {
+        let mut input_file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut input_file, input.as_bytes()).unwrap();
+        std::io::Seek::rewind(&mut input_file).unwrap();
+        let out = output_via_files(self.cmd(args).stdin(input_file));
+        assert!(
+            !out.status.success(),
+            "berth {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
     /// The `state` of a container, parsed.
     pub fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).unwrap()

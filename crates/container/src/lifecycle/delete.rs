@@ -26,10 +26,6 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     match status {
         Status::Stopped => {}
         _ if force => {
-            // A frozen cgroup would hold SIGKILL until thawed.
-            if let Some(placement) = &state.cgroup {
-                let _ = berth_cgroups::open(placement.clone()).thaw();
-            }
             signal_all(&state, libc::SIGKILL)?;
             wait_for_exit(&state, Duration::from_secs(10))?;
         }

@@ -67,13 +67,26 @@ fn send(pidfd: &std::os::fd::OwnedFd, signal: i32) -> rustix::io::Result<()> {
     Ok(())
 }
 
-/// Signals every process in the container's cgroup, and the init.
+/// Signals every process in the container's cgroup, and the init. The
+/// cgroup is frozen meanwhile, so that no process forks past the signal.
 pub fn signal_all(state: &State, signal: i32) -> Result<()> {
     signal_init(state, signal)?;
     let Some(placement) = &state.cgroup else {
         return Ok(());
     };
     let cgroup = berth_cgroups::open(placement.clone());
+    let was_frozen = berth_cgroups::is_frozen(placement);
+    let frozen = !was_frozen && cgroup.freeze().is_ok();
+    let result = signal_pids(cgroup.as_ref(), signal);
+    // A frozen process takes SIGKILL only once thawed; a paused container
+    // stays paused for any other signal.
+    if frozen || (was_frozen && signal == libc::SIGKILL) {
+        cgroup.thaw().ctx(|| "thaw after signalling")?;
+    }
+    result
+}
+
+fn signal_pids(cgroup: &dyn berth_cgroups::Manager, signal: i32) -> Result<()> {
     for pid in cgroup.procs().ctx(|| "list the container's processes")? {
         // SAFETY: kill(2) with plain integers.
         if unsafe { libc::kill(pid, signal) } < 0 {

@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod kill;
 mod query;
+mod resources;
 mod run;
 mod start;
 
@@ -18,6 +19,7 @@ pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
 pub use kill::kill;
 pub use query::{list, state};
+pub use resources::{events, pause, pids, resume, update, Event};
 pub use run::run;
 pub use start::start;
 

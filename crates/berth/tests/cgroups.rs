@@ -1,0 +1,443 @@
+//! Resource control on this host's cgroups (v1 controllers, hybrid), and
+//! the v2 backend in a private mount namespace whose /sys/fs/cgroup is the
+//! cgroup2 hierarchy alone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// The container's directory in a v1 controller's hierarchy, from its state.
+fn v1_dir(berth: &Berth, id: &str, controller: &str) -> PathBuf {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(berth.root().join(id).join("state.json")).unwrap())
+            .unwrap();
+    let dirs = state["cgroup"]["dirs"].as_array().expect("a v1 placement");
+    let dir = dirs
+        .iter()
+        .find(|d| {
+            d["controllers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == controller)
+        })
+        .unwrap_or_else(|| panic!("no {controller} hierarchy"));
+    PathBuf::from(dir["dir"].as_str().unwrap())
+}
+
+fn is_hybrid_or_v1() -> bool {
+    Path::new("/sys/fs/cgroup/memory").is_dir()
+}
+
+#[test]
+fn limits_are_set_and_read_back_inside_and_outside() {
+    if !is_hybrid_or_v1() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c["linux"]["resources"] = json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 67108864, "reservation": 33554432, "swappiness": 20},
+            "cpu": {"shares": 512, "quota": 25000, "period": 100000, "cpus": "0"},
+            "pids": {"limit": 42}
+        });
+    });
+    bundle.sh(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.soft_limit_in_bytes \
+         /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpuset/cpuset.cpus \
+         /sys/fs/cgroup/pids/pids.max; sleep 30",
+    );
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(
+        read(v1_dir(&berth, &c.id, "memory").join("memory.limit_in_bytes")),
+        "67108864"
+    );
+    assert_eq!(
+        read(v1_dir(&berth, &c.id, "memory").join("memory.swappiness")),
+        "20"
+    );
+    assert_eq!(
+        read(v1_dir(&berth, &c.id, "cpu").join("cpu.cfs_period_us")),
+        "100000"
+    );
+    assert_eq!(read(v1_dir(&berth, &c.id, "pids").join("pids.max")), "42");
+    // The init is in the cgroup before the user's program runs.
+    let pid = berth.state(&c.id)["pid"].as_i64().unwrap();
+    let procs = read(v1_dir(&berth, &c.id, "pids").join("cgroup.procs"));
+    assert_eq!(procs, pid.to_string());
+    let out = bundle.path().join("out");
+    drop(c);
+    // Run it again in the foreground to see the values from inside.
+    bundle.sh(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.soft_limit_in_bytes \
+         /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpuset/cpuset.cpus \
+         /sys/fs/cgroup/pids/pids.max",
+    );
+    let _ = out;
+    let inside = run_ok(&bundle);
+    assert_eq!(
+        inside.lines().collect::<Vec<_>>(),
+        ["67108864", "33554432", "512", "25000", "0", "42"]
+    );
+}
+
+#[test]
+fn cgroups_path_is_read_as_runc_reads_it() {
+    if !is_hybrid_or_v1() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let absolute = format!("/berth-test-{}/abs", std::process::id());
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(absolute));
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(
+        v1_dir(&berth, &c.id, "memory"),
+        Path::new("/sys/fs/cgroup/memory").join(&absolute[1..])
+    );
+    berth.ok(&["delete", "--force", &c.id]);
+    // The parents berth made are gone with the container.
+    assert!(!Path::new("/sys/fs/cgroup/memory")
+        .join(&absolute[1..])
+        .parent()
+        .unwrap()
+        .exists());
+
+    // A relative path is below the caller's own cgroup.
+    let own = read("/proc/self/cgroup");
+    let own_memory = own
+        .lines()
+        .find(|l| l.split(':').nth(1) == Some("memory"))
+        .unwrap()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let relative = format!("berth-test-{}/rel", std::process::id());
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(relative));
+    let c = Container::create(&berth, &bundle, &[]);
+    let want = Path::new("/sys/fs/cgroup/memory")
+        .join(own_memory.trim_start_matches('/'))
+        .join(&relative);
+    assert_eq!(v1_dir(&berth, &c.id, "memory"), want);
+    berth.ok(&["delete", "--force", &c.id]);
+    assert!(!want.parent().unwrap().exists());
+
+    // Without one: /berth/<id>.
+    bundle.edit(|c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(
+        v1_dir(&berth, &c.id, "memory"),
+        Path::new("/sys/fs/cgroup/memory/berth").join(&c.id)
+    );
+}
+
+#[test]
+fn memory_past_the_limit_is_oom_killed_and_events_reports_it() {
+    if !is_hybrid_or_v1() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 33554432}));
+    // Doubles a string until the memory limit is hit.
+    bundle.sh("a=x; while true; do a=$a$a; done");
+    let c = Container::create(&berth, &bundle, &[]);
+    let events = std::process::Command::new(BERTH)
+        .args([
+            "--root",
+            berth.root().to_str().unwrap(),
+            "events",
+            "--interval",
+            "200ms",
+            &c.id,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = Background(Some(events));
+    std::thread::sleep(Duration::from_millis(300));
+    berth.ok(&["start", &c.id]);
+    berth.wait_status(&c.id, "stopped");
+    let mut child = events.0.take().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(kinds.contains(&"stats".to_string()), "{text}");
+    assert!(kinds.contains(&"oom".to_string()), "{text}");
+}
+
+#[test]
+fn a_fork_bomb_is_held_by_the_pids_limit() {
+    if !is_hybrid_or_v1() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c["linux"]["resources"]["pids"] = json!({"limit": 16});
+        c["root"]["readonly"] = json!(false);
+    });
+    // busybox sh gives up at the first fork that fails: run the bomb in a
+    // child shell, whose sleeps stay behind.
+    bundle.sh("sh -c 'for i in $(seq 64); do sleep 30 & done' 2>/fork.log; sleep 30");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    let dir = v1_dir(&berth, &c.id, "pids");
+    std::thread::sleep(Duration::from_millis(500));
+    let current: u32 = read(dir.join("pids.current")).parse().unwrap();
+    assert!(current <= 16, "{current} processes");
+    assert!(current >= 8, "only {current} processes");
+    assert!(read(bundle.rootfs().join("fork.log")).contains("can't fork"));
+    let stats: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["events", "--stats", &c.id])).unwrap();
+    assert_eq!(stats["data"]["pids"]["limit"], 16);
+}
+
+#[test]
+fn a_paused_container_makes_no_progress_until_resumed() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["root"]["readonly"] = json!(false));
+    bundle.sh("i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.02; done");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    let count = || {
+        read(bundle.rootfs().join("count"))
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    berth.ok(&["pause", &c.id]);
+    assert_eq!(berth.status(&c.id), "paused");
+    let frozen = count();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(count(), frozen);
+    assert!(berth.fails(&["pause", &c.id]).contains("is paused"));
+    berth.ok(&["resume", &c.id]);
+    assert_eq!(berth.status(&c.id), "running");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(count() > frozen);
+    assert!(berth.fails(&["resume", &c.id]).contains("is running"));
+    // A paused container can be force-deleted.
+    berth.ok(&["pause", &c.id]);
+    berth.ok(&["delete", "--force", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+}
+
+#[test]
+fn update_changes_a_running_containers_limits() {
+    if !is_hybrid_or_v1() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    bundle.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 67108864}));
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    berth.ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--pids-limit",
+        "33",
+        "--cpu-shares",
+        "256",
+        "--cpu-quota",
+        "30000",
+        "--cpu-period",
+        "60000",
+        &c.id,
+    ]);
+    assert_eq!(
+        read(v1_dir(&berth, &c.id, "memory").join("memory.limit_in_bytes")),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(read(v1_dir(&berth, &c.id, "pids").join("pids.max")), "33");
+    assert_eq!(read(v1_dir(&berth, &c.id, "cpu").join("cpu.shares")), "256");
+    assert_eq!(
+        read(v1_dir(&berth, &c.id, "cpu").join("cpu.cfs_quota_us")),
+        "30000"
+    );
+    assert_eq!(
+        read(v1_dir(&berth, &c.id, "cpu").join("cpu.cfs_period_us")),
+        "60000"
+    );
+    // From a file, as podman passes it, and from stdin, as docker does.
+    let file = bundle.path().join("resources.json");
+    std::fs::write(&file, r#"{"pids": {"limit": 44}}"#).unwrap();
+    berth.ok(&["update", &format!("--resources={}", file.display()), &c.id]);
+    assert_eq!(read(v1_dir(&berth, &c.id, "pids").join("pids.max")), "44");
+    let mut child = berth
+        .cmd(&["update", "-r", "-", &c.id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        br#"{"pids": {"limit": 55}}"#,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read(v1_dir(&berth, &c.id, "pids").join("pids.max")), "55");
+    // The state records the new limits.
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(berth.root().join(&c.id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["config"]["linux"]["resources"]["pids"]["limit"], 55);
+    assert_eq!(
+        state["config"]["linux"]["resources"]["memory"]["limit"],
+        96 << 20
+    );
+}
+
+#[test]
+fn check_before_update_refuses_a_limit_below_usage() {
+    if !is_hybrid_or_v1() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    let err = berth.fails_with_stdin(
+        &["update", "-r", "-", &c.id],
+        r#"{"memory": {"limit": 4096, "checkBeforeUpdate": true}}"#,
+    );
+    assert!(err.contains("checkBeforeUpdate"), "{err}");
+}
+
+#[test]
+fn ps_lists_the_containers_processes() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.sh("sleep 30 & sleep 30");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    std::thread::sleep(Duration::from_millis(200));
+    let pids: Vec<i64> =
+        serde_json::from_str(&berth.ok(&["ps", "--format", "json", &c.id])).unwrap();
+    // sh runs its last command with exec: two sleeps, one of them the init.
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let init = berth.state(&c.id)["pid"].as_i64().unwrap();
+    assert!(pids.contains(&init));
+    let table = berth.ok(&["ps", &c.id, "--", "-o", "pid,comm"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["PID", "COMMAND"]
+    );
+    assert_eq!(lines.len(), 3, "{table}");
+    assert_eq!(lines.iter().filter(|l| l.ends_with("sleep")).count(), 2);
+}
+
+#[test]
+fn unified_resources_go_to_the_cgroup2_hierarchy_of_a_hybrid_host() {
+    if !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    bundle.edit(|c| c["linux"]["resources"]["unified"] = json!({"cgroup.max.descendants": "7"}));
+    let c = Container::create(&berth, &bundle, &[]);
+    let dir = Path::new("/sys/fs/cgroup/unified/berth").join(&c.id);
+    assert_eq!(read(dir.join("cgroup.max.descendants")), "7");
+}
+
+/// Runs `berth run` of `bundle` in a mount namespace whose /sys/fs/cgroup
+/// is the cgroup2 hierarchy alone, as on a pure v2 host.
+fn run_in_cgroup2_view(bundle: &Bundle) -> Ran {
+    let berth = Berth::new();
+    let id = unique_id("v2");
+    let script = "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"";
+    let out = output_via_files(
+        std::process::Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                BERTH,
+                "--root",
+                berth.root().to_str().unwrap(),
+            ])
+            .args(["run", "-b", bundle.path().to_str().unwrap(), &id]),
+    );
+    assert_nothing_left(&berth, &id, bundle);
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn on_cgroup_v2_the_device_rules_are_an_ebpf_program() {
+    let mut bundle = Bundle::new();
+    let node = bundle.rootfs().join("tty0");
+    let path = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
+    // SAFETY: mknod with a valid path.
+    assert_eq!(
+        unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(4, 0)) },
+        0
+    );
+    bundle.sh("head -c 1 /dev/zero >/dev/null && echo zero-ok; (head -c 0 /tty0) 2>&1; cat /proc/self/cgroup | grep '^0::'; cat /sys/fs/cgroup/cgroup.procs | wc -l");
+    let ran = run_in_cgroup2_view(&bundle);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines[0], "zero-ok");
+    assert!(
+        lines[1].contains("Operation not permitted"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(lines[2], "0::/");
+    // sh, cat and wc: the container's cgroup and nothing else.
+    assert!(
+        lines[3].trim().parse::<u32>().unwrap() <= 3,
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn on_cgroup_v2_unified_limits_and_freeze_work() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["linux"]["resources"]["unified"] = json!({"cgroup.max.depth": "3"}));
+    bundle.sh("cat /sys/fs/cgroup/cgroup.max.depth /sys/fs/cgroup/cgroup.freeze");
+    let ran = run_in_cgroup2_view(&bundle);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout.lines().collect::<Vec<_>>(), ["3", "0"]);
+}

@@ -1,0 +1,208 @@
+//! The verbs that act on a running container's cgroup: pause, resume,
+//! update, events and ps.
+
+use std::time::{Duration, Instant};
+
+use berth_cgroups::Manager;
+use oci_spec::runtime::LinuxResources;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::state::{Container, State, Status, Store};
+use crate::{Context, Error, Result};
+
+fn wrong_state(id: &str, status: Status, message: &str) -> Error {
+    Error::WrongState {
+        id: id.into(),
+        status: status.to_string(),
+        message: message.into(),
+    }
+}
+
+fn cgroup_of(id: &str, state: &State) -> Result<Box<dyn Manager>> {
+    let placement = state
+        .cgroup
+        .clone()
+        .ok_or_else(|| Error::Message(format!("container {id:?} has no cgroup of its own")))?;
+    Ok(berth_cgroups::open(placement))
+}
+
+/// The state of a container that is in one of `allowed`.
+fn live_state(container: &Container, allowed: &[Status], message: &str) -> Result<State> {
+    let status = container.status();
+    match &container.state {
+        Some(state) if allowed.contains(&status) => Ok(state.clone()),
+        _ => Err(wrong_state(&container.id, status, message)),
+    }
+}
+
+/// Freezes every process of a running container.
+pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let dir = store.lock(id)?;
+    let state = live_state(
+        &dir.container()?,
+        &[Status::Running],
+        "only a running container can be paused",
+    )?;
+    cgroup_of(id, &state)?.freeze().ctx(|| "pause")
+}
+
+/// Lets a paused container run again.
+pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let dir = store.lock(id)?;
+    let state = live_state(
+        &dir.container()?,
+        &[Status::Paused],
+        "only a paused container can be resumed",
+    )?;
+    cgroup_of(id, &state)?.thaw().ctx(|| "resume")
+}
+
+/// Merges `patch` into `base`: objects key by key, anything else replaced.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Changes the limits of a live container. Device rules are not updated
+/// (as in runc); the new values are recorded in its state.
+pub fn update(store: &Store, id: &str, resources: &LinuxResources) -> Result<()> {
+    let dir = store.lock(id)?;
+    let mut state = live_state(
+        &dir.container()?,
+        &[Status::Created, Status::Running, Status::Paused],
+        "only a live container can be updated",
+    )?;
+    let cgroup = cgroup_of(id, &state)?;
+    let mut change = resources.clone();
+    change.set_devices(None);
+    if let Some(memory) = change.memory() {
+        if memory.check_before_update() == Some(true) {
+            if let Some(limit) = memory.limit().filter(|l| *l > 0) {
+                let usage = cgroup
+                    .stats()
+                    .ctx(|| "read memory usage")?
+                    .memory
+                    .usage
+                    .usage;
+                if (limit as u64) < usage {
+                    return Err(Error::spec(
+                        "linux.resources.memory.limit",
+                        format!("{limit} is below the current usage {usage} (checkBeforeUpdate)"),
+                    ));
+                }
+            }
+        }
+    }
+    cgroup.apply(&change).ctx(|| "update")?;
+    let mut linux = serde_json::to_value(state.config.linux().clone().unwrap_or_default())
+        .expect("a spec serialises");
+    let patch = serde_json::to_value(&change).expect("resources serialise");
+    merge(&mut linux["resources"], patch);
+    let linux = serde_json::from_value(linux)
+        .map_err(|e| Error::Message(format!("record the update: {e}")))?;
+    state.config.set_linux(Some(linux));
+    dir.write_state(&state)
+}
+
+/// One line of `events`, as runc prints it.
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<berth_cgroups::stats::Stats>,
+}
+
+/// With `stats_once`, reports the container's resource usage once.
+/// Otherwise reports it every `interval`, and an `oom` event whenever the
+/// OOM killer strikes, until the container stops.
+pub fn events(
+    store: &Store,
+    id: &str,
+    interval: Duration,
+    stats_once: bool,
+    mut emit: impl FnMut(&Event) -> Result<()>,
+) -> Result<()> {
+    let container = store.load(id)?;
+    let state = live_state(
+        &container,
+        &[Status::Created, Status::Running, Status::Paused],
+        "events are only reported for a live container",
+    )?;
+    let cgroup = cgroup_of(id, &state)?;
+    let stats_event = || -> Result<Event> {
+        Ok(Event {
+            kind: "stats",
+            id,
+            data: Some(cgroup.stats().ctx(|| "read stats")?),
+        })
+    };
+    if stats_once {
+        return emit(&stats_event()?);
+    }
+    let tick = Duration::from_millis(100).min(interval);
+    let mut ooms = cgroup.oom_kills();
+    let mut next_stats = Instant::now();
+    loop {
+        let kills = cgroup.oom_kills();
+        if kills > ooms {
+            ooms = kills;
+            emit(&Event {
+                kind: "oom",
+                id,
+                data: None,
+            })?;
+        }
+        if store
+            .load(id)
+            .map(|c| c.status() == Status::Stopped)
+            .unwrap_or(true)
+        {
+            return Ok(());
+        }
+        if Instant::now() >= next_stats {
+            emit(&stats_event()?)?;
+            next_stats = Instant::now() + interval;
+        }
+        std::thread::sleep(tick);
+    }
+}
+
+/// The host pids of the container's processes.
+pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
+    let container = store.load(id)?;
+    let state = live_state(
+        &container,
+        &[Status::Created, Status::Running, Status::Paused],
+        "only a live container has processes",
+    )?;
+    cgroup_of(id, &state)?
+        .procs()
+        .ctx(|| "list the container's processes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_keeps_what_the_patch_does_not_mention() {
+        let mut base = serde_json::json!({"memory": {"limit": 1, "swap": 2}, "pids": {"limit": 5}});
+        merge(
+            &mut base,
+            serde_json::json!({"memory": {"limit": 9}, "cpu": {"shares": 2}}),
+        );
+        assert_eq!(
+            base,
+            serde_json::json!({"memory": {"limit": 9, "swap": 2}, "pids": {"limit": 5}, "cpu": {"shares": 2}})
+        );
+    }
+}
