@@ -441,3 +441,28 @@ fn on_cgroup_v2_unified_limits_and_freeze_work() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(ran.stdout.lines().collect::<Vec<_>>(), ["3", "0"]);
 }
+
+#[test]
+fn hugepage_limits_use_the_cgroup2_hugetlb_of_a_hybrid_host() {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let v2_hugetlb = read(unified.join("cgroup.controllers"))
+        .split_whitespace()
+        .any(|c| c == "hugetlb");
+    if Path::new("/sys/fs/cgroup/hugetlb").exists() || !v2_hugetlb {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}])
+    });
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(
+        read(unified.join("berth").join(&c.id).join("hugetlb.2MB.max")),
+        "4194304"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["events", "--stats", &c.id])).unwrap();
+    assert_eq!(stats["data"]["hugetlb"]["2MB"]["max"], 4194304);
+}

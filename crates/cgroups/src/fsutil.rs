@@ -32,25 +32,34 @@ pub fn exists(dir: &Path, file: &str) -> bool {
 
 /// Creates `base/rel` and its missing parents, calling `init` on each new
 /// directory (after its parent is initialised) and recording it in `created`.
+/// A parent removed meanwhile (the shared parent of the last container,
+/// deleted concurrently) is made again.
 pub fn mkdir_all(
     base: &Path,
     rel: &Path,
     created: &mut Vec<PathBuf>,
     mut init: impl FnMut(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
-    let mut dir = base.to_path_buf();
-    for component in rel.components() {
-        dir.push(component);
-        match fs::create_dir(&dir) {
-            Ok(()) => {
-                created.push(dir.clone());
-                init(&dir)?;
+    let mut attempts = 0;
+    'again: loop {
+        let mut dir = base.to_path_buf();
+        for component in rel.components() {
+            dir.push(component);
+            match fs::create_dir(&dir) {
+                Ok(()) => {
+                    created.push(dir.clone());
+                    init(&dir)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 10 => {
+                    attempts += 1;
+                    continue 'again;
+                }
+                Err(source) => return Err(Error::Io { path: dir, source }),
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(Error::Io { path: dir, source }),
         }
+        return Ok(dir);
     }
-    Ok(dir)
 }
 
 /// Removes a cgroup directory, waiting briefly for exiting tasks to leave it.

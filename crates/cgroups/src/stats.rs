@@ -197,6 +197,23 @@ pub(crate) fn io_stat_v2(dir: &Path) -> Blkio {
     blkio
 }
 
+/// hugetlb usage from a cgroup v2 directory.
+pub(crate) fn hugetlb_v2(dir: &Path) -> BTreeMap<String, Hugetlb> {
+    hugepage_sizes()
+        .into_iter()
+        .filter(|size| dir.join(format!("hugetlb.{size}.current")).exists())
+        .map(|size| {
+            let events = keyed(dir, &format!("hugetlb.{size}.events"));
+            let h = Hugetlb {
+                usage: number(dir, &format!("hugetlb.{size}.current")),
+                max: limit(dir, &format!("hugetlb.{size}.max")),
+                failcnt: events.get("max").copied().unwrap_or(0),
+            };
+            (size, h)
+        })
+        .collect()
+}
+
 /// Hugepage sizes the kernel supports, as cgroup files name them ("2MB").
 pub(crate) fn hugepage_sizes() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {

@@ -36,14 +36,10 @@ impl Cgroup {
             for h in hierarchies {
                 let own_cgroup = own.as_ref().and_then(|o| o.v1(&h.controllers));
                 let rel = path.below_mount(&h.root, own_cgroup);
-                let cpuset = h.has("cpuset");
-                let dir = fsutil::mkdir_all(&h.mount_point, &rel, &mut created, |new| {
-                    if cpuset {
-                        inherit_cpuset(new)
-                    } else {
-                        Ok(())
-                    }
-                })?;
+                let dir = fsutil::mkdir_all(&h.mount_point, &rel, &mut created, |_| Ok(()))?;
+                if h.has("cpuset") {
+                    fill_cpusets(&h.mount_point, &dir)?;
+                }
                 dirs.push(V1Dir {
                     controllers: h.controllers.clone(),
                     dir,
@@ -52,9 +48,11 @@ impl Cgroup {
             if let Some(mount_point) = unified {
                 let own_cgroup = own.as_ref().and_then(|o| o.unified());
                 let rel = path.below_mount(Path::new("/"), own_cgroup);
-                unified_dir = Some(fsutil::mkdir_all(mount_point, &rel, &mut created, |_| {
-                    Ok(())
-                })?);
+                let dir = fsutil::mkdir_all(mount_point, &rel, &mut created, |_| Ok(()))?;
+                // What a hybrid host has on cgroup2 only (hugetlb, here)
+                // is reachable there.
+                crate::v2::enable_controllers(mount_point, &dir)?;
+                unified_dir = Some(dir);
             }
             Ok(())
         })();
@@ -354,12 +352,23 @@ impl Manager for Cgroup {
             self.apply_blkio(blkio)?;
         }
         for limit in r.hugepage_limits().iter().flatten() {
-            let dir = self.dir("hugetlb", "linux.resources.hugepageLimits")?;
-            let file = format!(
-                "hugetlb.{}.limit_in_bytes",
-                convert::page_size(limit.page_size())?
-            );
-            write(dir, &file, &limit.limit().to_string())?;
+            let size = convert::page_size(limit.page_size())?;
+            match (self.placement.dir_of("hugetlb"), self.unified()) {
+                (Some(dir), _) => write(
+                    dir,
+                    &format!("hugetlb.{size}.limit_in_bytes"),
+                    &limit.limit().to_string(),
+                )?,
+                // A hybrid host with hugetlb on cgroup2 only.
+                (None, Some(dir)) if exists(dir, &format!("hugetlb.{size}.max")) => write(
+                    dir,
+                    &format!("hugetlb.{size}.max"),
+                    &convert::max_or(limit.limit()),
+                )?,
+                _ => {
+                    self.dir("hugetlb", "linux.resources.hugepageLimits")?;
+                }
+            }
         }
         if let Some(network) = r.network() {
             self.apply_network(network)?;
@@ -482,6 +491,8 @@ impl Manager for Cgroup {
                 };
                 st.hugetlb.insert(size, h);
             }
+        } else if let Some(dir) = self.unified() {
+            st.hugetlb = stats::hugetlb_v2(dir);
         }
         Ok(st)
     }
@@ -552,15 +563,20 @@ fn device_rule(rule: &LinuxDeviceCgroup) -> String {
 }
 
 /// A new cpuset cgroup starts with no cpus and no memory nodes, and no task
-/// can join it until it has both: take the parent's.
-fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        if read(dir, file)?.trim().is_empty() {
-            write(dir, file, read(parent, file)?.trim())?;
+/// can join it until it has both: each level from the mount point down to
+/// `leaf` that is empty takes its parent's. (A parent made a moment ago by
+/// a concurrent create may still be empty, so every level is checked.)
+fn fill_cpusets(mount_point: &Path, leaf: &Path) -> Result<()> {
+    let rel = leaf.strip_prefix(mount_point).unwrap_or(leaf);
+    let mut parent = mount_point.to_path_buf();
+    for component in rel.components() {
+        let dir = parent.join(component);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if read(&dir, file)?.trim().is_empty() {
+                write(&dir, file, read(&parent, file)?.trim())?;
+            }
         }
+        parent = dir;
     }
     Ok(())
 }
@@ -691,20 +707,22 @@ mod tests {
     }
 
     #[test]
-    fn new_cpuset_cgroups_inherit_cpus_and_mems() {
+    fn new_cpuset_cgroups_inherit_cpus_and_mems_at_every_level() {
         let tmp = tempfile::tempdir().unwrap();
-        let parent = tmp.path();
-        fs::write(parent.join("cpuset.cpus"), "0-1\n").unwrap();
-        fs::write(parent.join("cpuset.mems"), "0\n").unwrap();
-        let child = parent.join("child");
-        fs::create_dir(&child).unwrap();
-        fs::write(child.join("cpuset.cpus"), "\n").unwrap();
-        fs::write(child.join("cpuset.mems"), "\n").unwrap();
-        inherit_cpuset(&child).unwrap();
+        let root = tmp.path();
+        fs::write(root.join("cpuset.cpus"), "0-1\n").unwrap();
+        fs::write(root.join("cpuset.mems"), "0\n").unwrap();
+        let leaf = root.join("parent/child");
+        fs::create_dir_all(&leaf).unwrap();
+        for dir in [root.join("parent"), leaf.clone()] {
+            fs::write(dir.join("cpuset.cpus"), "\n").unwrap();
+            fs::write(dir.join("cpuset.mems"), "\n").unwrap();
+        }
+        fill_cpusets(root, &leaf).unwrap();
+        assert_eq!(fs::read_to_string(leaf.join("cpuset.cpus")).unwrap(), "0-1");
         assert_eq!(
-            fs::read_to_string(child.join("cpuset.cpus")).unwrap(),
-            "0-1"
+            fs::read_to_string(root.join("parent/cpuset.mems")).unwrap(),
+            "0"
         );
-        assert_eq!(fs::read_to_string(child.join("cpuset.mems")).unwrap(), "0");
     }
 }

@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::convert::{self, max_or};
 use crate::fsutil::{self, exists, read, write};
 use crate::host::OwnCgroups;
-use crate::stats::{self, Hugetlb, MemoryEntry, Stats};
+use crate::stats::{self, MemoryEntry, Stats};
 use crate::{CgroupsPath, Error, Manager, Placement, Result};
 
 pub struct Cgroup {
@@ -286,15 +286,7 @@ impl Manager for Cgroup {
         st.pids.current = stats::number(dir, "pids.current");
         st.pids.limit = stats::number(dir, "pids.max");
         st.blkio = stats::io_stat_v2(dir);
-        for size in stats::hugepage_sizes() {
-            let events = stats::keyed(dir, &format!("hugetlb.{size}.events"));
-            let h = Hugetlb {
-                usage: stats::number(dir, &format!("hugetlb.{size}.current")),
-                max: stats::limit(dir, &format!("hugetlb.{size}.max")),
-                failcnt: events.get("max").copied().unwrap_or(0),
-            };
-            st.hugetlb.insert(size, h);
-        }
+        st.hugetlb = stats::hugetlb_v2(dir);
         Ok(st)
     }
 
@@ -348,7 +340,7 @@ impl Cgroup {
 /// each ancestor's cgroup.subtree_control gets what its cgroup.controllers
 /// lists. A level that holds processes refuses (EBUSY); what the container then
 /// lacks shows as a missing file when a limit asks for it.
-fn enable_controllers(mount_point: &Path, leaf: &Path) -> Result<()> {
+pub(crate) fn enable_controllers(mount_point: &Path, leaf: &Path) -> Result<()> {
     let mut dir = PathBuf::from(mount_point);
     let rel = leaf.strip_prefix(mount_point).unwrap_or(leaf);
     for component in rel.components() {
