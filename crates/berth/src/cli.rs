@@ -125,6 +125,15 @@ pub enum Command {
     },
     /// Print what this berth supports, as JSON.
     Features,
+    /// Run another process in a running container.
+    Exec {
+        id: String,
+        /// The command and its arguments (unless --process is given).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        args: ExecArgs,
+    },
     /// Freeze every process of a running container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -156,6 +165,56 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+}
+
+/// `exec`'s flags, as runc has them.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A process.json to run instead of the command line's.
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Give the process a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// A unix socket to send the pty master to.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// The working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// KEY=value to set in the process's environment.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Supplementary group ids.
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Capabilities to add.
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// An SELinux label for the process.
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// An AppArmor profile for the process.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Pass fds 3 to 3+N-1 on to the process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Run in this sub-cgroup of the container's ([controller:]path).
+    #[arg(long)]
+    pub cgroup: Option<String>,
 }
 
 /// `update`'s flags, as runc has them; they override what -r gives.

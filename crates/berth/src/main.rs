@@ -9,21 +9,59 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use berth_container::lifecycle::{self, CreateOptions, OciState};
+use berth_container::lifecycle::{self, CreateOptions, ExecOptions, ExecRequest, OciState};
 use berth_container::spec::{default_spec, DefaultSpec};
 use berth_container::state::Store;
 use clap::Parser;
 
-use cli::{Cli, Command, CreateArgs, ListFormat, UpdateArgs};
+use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
 
 fn create_options(args: CreateArgs) -> CreateOptions {
     CreateOptions {
         bundle: args.bundle,
         console_socket: args.console_socket,
+        foreground: false,
         pid_file: args.pid_file,
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        listen_fds: listen_fds(),
+    }
+}
+
+/// Socket activation: LISTEN_FDS fds at 3.., meant for this process when
+/// LISTEN_PID is its pid (as sd_listen_fds(3) reads them).
+fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    if !for_us {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn exec_options(command: Vec<String>, args: ExecArgs) -> ExecOptions {
+    ExecOptions {
+        request: ExecRequest {
+            process_file: args.process,
+            args: command,
+            tty: args.tty,
+            cwd: args.cwd,
+            env: args.env,
+            user: args.user,
+            additional_gids: args.additional_gids,
+            caps: args.cap,
+            no_new_privs: args.no_new_privs,
+            apparmor: args.apparmor,
+            process_label: args.process_label,
+        },
+        console_socket: args.console_socket,
+        detach: args.detach,
+        pid_file: args.pid_file,
+        preserve_fds: args.preserve_fds,
+        cgroup: args.cgroup,
     }
 }
 
@@ -219,6 +257,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             serde_json::to_writer_pretty(file, &default_spec(kind))?;
         }
         Command::Features => print_json(&berth_container::features::features())?,
+        Command::Exec { id, command, args } => {
+            let code = lifecycle::exec(&store, &id, &exec_options(command, args))?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
         Command::Pause { id } => lifecycle::pause(&store, &id)?,
         Command::Resume { id } => lifecycle::resume(&store, &id)?,
         Command::Update { id, args } => lifecycle::update(&store, &id, &update_resources(args)?)?,
@@ -256,7 +298,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// numbers.
 fn check_preserved_fds(command: &Option<Command>) -> anyhow::Result<()> {
     let n = match command {
-        Some(Command::Create { args, .. }) | Some(Command::Run { args, .. }) => args.preserve_fds,
+        Some(Command::Create { args, .. }) | Some(Command::Run { args, .. }) => {
+            listen_fds() + args.preserve_fds
+        }
+        Some(Command::Exec { args, .. }) => args.preserve_fds,
         _ => 0,
     };
     for fd in 3..3 + n as i32 {

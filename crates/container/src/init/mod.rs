@@ -6,10 +6,9 @@
 //! `start` releases it and it execs the user's program.
 
 pub mod channel;
-mod clone;
+pub(crate) mod clone;
 pub mod namespaces;
 mod spawn;
-mod terminal;
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -19,11 +18,11 @@ use std::path::Path;
 
 use berth_cgroups::Placement;
 use libseccomp::ScmpFilterContext;
-use oci_spec::runtime::LinuxCapabilities;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandleBuilder};
+use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
 
-use crate::process::{caps, exec, fds, lsm, rlimits, sched, seccomp, user};
+use crate::process::setup::{self, ProcessContext};
+use crate::process::{fds, lsm};
 use crate::rootfs::{self, Entry, RootfsConfig};
 use crate::spec::{sysctl_path, Bundle};
 use crate::{hooks, Context, Error, Result};
@@ -139,75 +138,19 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         // SAFETY: as in `main`.
         unsafe { libc::_exit(0) };
     };
-    let pty_slave = match (process.terminal() == Some(true), cfg.console) {
-        (true, Some(console)) => Some(terminal::create(console, process.console_size())?),
-        _ => None,
-    };
-    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     if let Some(name) = cfg.keyring {
         join_session_keyring(name)?;
     }
-    let user = process.user();
-    let mut env = process.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            user::home_of(user.uid(), Path::new("/etc/passwd"))
-        ));
-    }
-    // As root first: a directory root can enter and the user cannot is
-    // still the right cwd; one only the user can enter is tried again below.
-    let cwd = process.cwd();
-    let cwd_deferred = match rustix::process::chdir(cwd) {
-        Ok(()) => false,
-        Err(rustix::io::Errno::ACCESS) => true,
-        Err(e) => return Err(e).ctx(|| format!("process.cwd {cwd:?}: chdir")),
+    let keep = [chan.raw_fd(), cfg.exec_fifo.as_raw_fd()];
+    let ctx = ProcessContext {
+        linux: &linux,
+        console: cfg.console,
+        bind_dev_console: true,
+        preserve_fds: cfg.preserve_fds,
+        keep_fds: &keep,
+        seccomp: cfg.seccomp,
     };
-    let args = process.args().as_deref().unwrap_or_default();
-    let program = exec::Program::new(&exec::find(&args[0], &env)?, args, &env)?;
-    if let Some(slave) = pty_slave {
-        terminal::attach(slave)?;
-    }
-    // Nothing but stdio, --preserve-fds and the two fds the init still needs
-    // (close-on-exec) stays open.
-    fds::close_all_from(
-        3 + cfg.preserve_fds as i32,
-        &[chan.raw_fd(), cfg.exec_fifo.as_raw_fd()],
-    )?;
-    fds::preserve(cfg.preserve_fds)?;
-    if !cwd_deferred {
-        check_cwd(cwd)?;
-    }
-    let capabilities = process.capabilities().clone().unwrap_or_else(|| {
-        serde_json::from_str::<LinuxCapabilities>("{}").expect("empty capabilities")
-    });
-    caps::limit_bounding(&capabilities)?;
-    user::set_groups(user, true)?;
-    let no_new_privs = process.no_new_privileges() == Some(true);
-    // Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN,
-    // so before the user switch; with it, as late as possible (below).
-    if let Some(filter) = cfg.seccomp.filter(|_| !no_new_privs) {
-        seccomp::load(filter)?;
-    }
-    user::switch(user)?;
-    if cwd_deferred {
-        rustix::process::chdir(cwd).ctx(|| format!("process.cwd {cwd:?}: chdir"))?;
-        check_cwd(cwd)?;
-    }
-    caps::apply(&capabilities)?;
-    if no_new_privs {
-        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
-    }
-    if let Some(p) = linux.personality() {
-        sched::set_personality(p)?;
-    }
-    if let Some(s) = process.scheduler() {
-        sched::set_scheduler(s)?;
-    }
-    if let Some(p) = process.io_priority() {
-        sched::set_io_priority(p)?;
-    }
-    user::apply_umask(user);
+    let prepared = setup::prepare(process, &ctx)?;
     let state = commit(chan)?;
     if let Err(e) = wait_for_start(cfg.exec_fifo) {
         late_failure(e, 1);
@@ -216,13 +159,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     if let Err(e) = hooks::run_all("startContainer", start_hooks, &state) {
         late_failure(e, 1);
     }
-    if let Some(filter) = cfg.seccomp.filter(|_| no_new_privs) {
-        if let Err(e) = seccomp::load(filter) {
-            late_failure(e, 1);
-        }
-    }
-    restore_signal_dispositions();
-    let e = program.exec();
+    let e = prepared.exec();
     let code = if e.errno() == Some(libc::ENOENT) {
         127
     } else {
@@ -256,69 +193,77 @@ fn wait_for_start(fifo: BorrowedFd) -> Result<()> {
     }
 }
 
-/// sysctl, oom_score_adj and the AppArmor profile: written through a
-/// procfs handle that pathrs has checked is a real procfs, with no symlink
-/// followed, so the container cannot redirect them (CVE-2019-16884 and
-/// kin).
+/// linux.sysctl, written through a procfs handle that pathrs has checked
+/// is a real procfs, with no symlink followed, so the container cannot
+/// redirect the writes (CVE-2019-16884 and kin).
 fn kernel_settings(cfg: &InitConfig) -> Result<()> {
-    let spec = &cfg.bundle.spec;
-    let sysctl = spec
+    let sysctl = cfg
+        .bundle
+        .spec
         .linux()
         .as_ref()
         .and_then(|l| l.sysctl().clone())
         .unwrap_or_default();
-    let process = spec.process().as_ref();
-    let oom = process.and_then(|p| p.oom_score_adj());
-    let apparmor = process
-        .and_then(|p| p.apparmor_profile().clone())
-        .filter(|p| !p.is_empty());
-    if sysctl.is_empty() && oom.is_none() && apparmor.is_none() {
+    if let Some(process) = cfg.bundle.spec.process() {
+        process_settings(process)?;
+    }
+    if sysctl.is_empty() {
         return Ok(());
     }
     let procfs = ProcfsHandleBuilder::new()
         .unmasked()
         .build()
         .ctx(|| "open procfs")?;
-    let write = |base: ProcfsBase, path: &Path, value: &str, field: &str| -> Result<()> {
-        let mut file = procfs
-            .open(base, path, OpenFlags::O_WRONLY)
-            .ctx(|| format!("{field}: open /proc/{}", path.display()))?;
-        file.write_all(value.as_bytes())
-            .ctx(|| format!("{field}: write {value:?}"))
-    };
     for (key, value) in &sysctl {
         let path = Path::new("sys").join(sysctl_path(key)?);
-        write(
+        write_proc(
+            &procfs,
             ProcfsBase::ProcRoot,
             &path,
             value,
             &format!("linux.sysctl.{key}"),
         )?;
     }
+    Ok(())
+}
+
+fn write_proc(
+    procfs: &ProcfsHandle,
+    base: ProcfsBase,
+    path: &Path,
+    value: &str,
+    field: &str,
+) -> Result<()> {
+    let mut file = procfs
+        .open(base, path, OpenFlags::O_WRONLY)
+        .ctx(|| format!("{field}: open /proc/{}", path.display()))?;
+    file.write_all(value.as_bytes())
+        .ctx(|| format!("{field}: write {value:?}"))
+}
+
+/// process.oomScoreAdj and process.apparmorProfile, written as sysctls are.
+pub(crate) fn process_settings(process: &oci_spec::runtime::Process) -> Result<()> {
+    let oom = process.oom_score_adj();
+    let apparmor = process.apparmor_profile().clone().filter(|p| !p.is_empty());
+    if oom.is_none() && apparmor.is_none() {
+        return Ok(());
+    }
+    let procfs = ProcfsHandleBuilder::new()
+        .unmasked()
+        .build()
+        .ctx(|| "open procfs")?;
     if let Some(adj) = oom {
-        write(
+        let value = adj.to_string();
+        write_proc(
+            &procfs,
             ProcfsBase::ProcSelf,
             Path::new("oom_score_adj"),
-            &adj.to_string(),
+            &value,
             "process.oomScoreAdj",
         )?;
     }
     if let Some(profile) = apparmor {
         lsm::set_apparmor_exec_profile(&procfs, &profile)?;
-    }
-    Ok(())
-}
-
-/// process.cwd must be inside the container: getcwd(2) reports a directory
-/// outside the root as "(unreachable)..." (CVE-2024-21626).
-fn check_cwd(cwd: &Path) -> Result<()> {
-    let actual =
-        rustix::process::getcwd(Vec::new()).ctx(|| format!("process.cwd {cwd:?}: getcwd"))?;
-    if !actual.to_bytes().starts_with(b"/") {
-        return Err(Error::spec(
-            "process.cwd",
-            format!("{cwd:?} is outside the container's root"),
-        ));
     }
     Ok(())
 }
@@ -342,18 +287,11 @@ fn join_session_keyring(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn set_signal_mask_empty() {
+pub(crate) fn set_signal_mask_empty() {
     // SAFETY: plain signal-mask calls on this (only) thread.
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-}
-
-/// berth ignores SIGPIPE (as every Rust program does); the container's
-/// process starts with the default.
-fn restore_signal_dispositions() {
-    // SAFETY: resetting a disposition to its default.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }

@@ -68,6 +68,12 @@ pub fn spawn(
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .ctx(|| "PR_SET_CHILD_SUBREAPER")?;
     }
+    // The init is a copy of berth inside the container's pid namespace until
+    // it execs: nothing there may open it through /proc/<pid>/exe
+    // (CVE-2019-5736), so it is born not dumpable. (execve of the user's
+    // program makes it dumpable again.)
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .ctx(|| "PR_SET_DUMPABLE")?;
     let clone_into = cgroup.and_then(|c| c.clone_into_fd());
     let joined = ParentNamespaces::enter(cfg.plan, linux)?;
     // SAFETY: berth is single-threaded.

@@ -9,6 +9,7 @@ use berth_cgroups::{CgroupsPath, Host, Manager};
 use oci_spec::runtime::{Linux, LinuxResources};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
+use super::foreground::ConsoleSocket;
 use super::OciState;
 use crate::init::{self, InitConfig, NamespacePlan};
 use crate::process::seccomp;
@@ -21,10 +22,16 @@ use crate::{hooks, id, Context, Error, Result};
 pub struct CreateOptions {
     pub bundle: PathBuf,
     pub console_socket: Option<PathBuf>,
+    /// berth stays in the foreground as the console (`run` without
+    /// --detach): a terminal's pty master comes back in [`Created`].
+    pub foreground: bool,
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket-activation fds (LISTEN_FDS) at 3.., handed on before the
+    /// --preserve-fds ones; the process is told of them as systemd does.
+    pub listen_fds: u32,
 }
 
 /// A created container: its init waits on the exec fifo.
@@ -34,6 +41,8 @@ pub struct Created {
     /// Whether the init is this process's child (or, after a second fork,
     /// was reparented to it).
     pub is_child: bool,
+    /// The pty master, when berth is the console.
+    pub console: Option<OwnedFd>,
 }
 
 /// What a failed create must undo, undone on drop unless disarmed.
@@ -74,7 +83,7 @@ fn effective_resources(linux: &Linux) -> LinuxResources {
     resources
 }
 
-fn connect_console(path: &Path) -> Result<OwnedFd> {
+pub(super) fn connect_console(path: &Path) -> Result<OwnedFd> {
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -90,7 +99,7 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 
 /// Writes the pid file atomically (a temporary file in the same directory,
 /// then a rename), as engines read it as soon as `create` returns.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx(|| format!("--pid-file {}", path.display()))?;
     let name = path
         .file_name()
@@ -110,14 +119,23 @@ fn manages_cgroups() -> bool {
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> {
     id::validate(id)?;
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
+    if opts.listen_fds > 0 {
+        if let Some(process) = bundle.spec.process_mut() {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+            env.push("LISTEN_PID=1".into());
+            process.set_env(Some(env));
+        }
+    }
     let spec = &bundle.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     let terminal = spec
         .process()
         .as_ref()
         .is_some_and(|p| p.terminal() == Some(true));
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && !opts.foreground {
         return Err(Error::spec(
             "process.terminal",
             "a terminal needs --console-socket to hand the pty to (or `berth run` in the foreground)",
@@ -138,6 +156,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
         .as_deref()
         .filter(|_| terminal)
         .map(connect_console)
+        .transpose()?;
+    let own_console = (terminal && console.is_none())
+        .then(ConsoleSocket::pair)
         .transpose()?;
 
     let dir = store.create(id)?;
@@ -167,8 +188,11 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
             (true, false) => Entry::Pivot,
         },
         keyring: (!opts.no_new_keyring).then_some(id),
-        preserve_fds: opts.preserve_fds,
-        console: console.as_ref().map(|c| c.as_fd()),
+        preserve_fds: opts.listen_fds + opts.preserve_fds,
+        console: console
+            .as_ref()
+            .or(own_console.as_ref().map(|c| &c.theirs))
+            .map(|c| c.as_fd()),
         exec_fifo: fifo.as_fd(),
         seccomp: seccomp.as_ref(),
     };
@@ -222,9 +246,12 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
     // Success: keep the cgroup and the state dir (the lock goes with it).
     rollback.cgroup = None;
     rollback.dir = None;
+    // The init sent the pty master before it reported ready.
+    let console = own_console.map(|c| c.receive()).transpose()?;
     Ok(Created {
         pid: spawned.pid,
         pidfd: spawned.pidfd,
         is_child: spawned.is_child,
+        console,
     })
 }

@@ -2,6 +2,8 @@
 
 mod create;
 mod delete;
+mod exec;
+mod foreground;
 mod kill;
 mod query;
 mod resources;
@@ -17,6 +19,7 @@ use crate::state::{State, Status};
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use exec::{exec, ExecOptions, ExecRequest};
 pub use kill::kill;
 pub use query::{list, state};
 pub use resources::{events, pause, pids, resume, update, Event};

@@ -1,5 +1,8 @@
 //! `start`: releases the init blocked on the exec fifo, exactly once.
 
+use std::os::fd::OwnedFd;
+
+use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 
 use super::OciState;
@@ -40,6 +43,7 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     };
     rustix::io::write(&fifo, b"0").ctx(|| "release the container's init")?;
     dir.remove_exec_fifo()?;
+    wait_for_exec(&fifo)?;
     if state.config.process().is_none() {
         return Err(Error::spec(
             "process",
@@ -56,4 +60,19 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits until the init has executed the user's program (startContainer
+/// hooks run first): its fifo descriptor is close-on-exec, and once no
+/// reader is left the fifo's write end polls POLLERR. (It does too if the
+/// init died.)
+fn wait_for_exec(fifo: &OwnedFd) -> Result<()> {
+    loop {
+        let mut fds = [PollFd::new(fifo, PollFlags::ERR)];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) if !fds[0].revents().is_empty() => return Ok(()),
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e).ctx(|| "wait for the container's program to start"),
+        }
+    }
 }

@@ -9,4 +9,6 @@ pub mod lsm;
 pub mod rlimits;
 pub mod sched;
 pub mod seccomp;
+pub mod setup;
+pub mod terminal;
 pub mod user;

@@ -125,3 +125,32 @@ pub fn set_io_priority(p: &LinuxIOPriority) -> Result<()> {
     }
     Ok(())
 }
+
+/// execCPUAffinity: runs the process on the CPUs of a list like "0-3,7".
+pub fn set_affinity(cpus: &str) -> Result<()> {
+    let field = "process.execCPUAffinity";
+    let mut set = rustix::thread::CpuSet::new();
+    for part in cpus.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::spec(field, format!("{cpus:?} is not a CPU list")))
+        };
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => (parse(part)?, parse(part)?),
+        };
+        if first > last || last >= rustix::thread::CpuSet::MAX_CPU {
+            return Err(Error::spec(field, format!("{cpus:?} is not a CPU list")));
+        }
+        for cpu in first..=last {
+            set.set(cpu);
+        }
+    }
+    rustix::thread::sched_setaffinity(None, &set).map_err(|e| {
+        Error::os(
+            format!("{field} {cpus:?}: sched_setaffinity"),
+            e.raw_os_error(),
+        )
+    })
+}

@@ -11,7 +11,7 @@ use oci_spec::runtime::Spec;
 use crate::{Context, Error, Result};
 
 pub use default::{default_spec, DefaultSpec};
-pub use validate::{sysctl_path, validate};
+pub use validate::{sysctl_path, validate, validate_process};
 
 /// A loaded bundle.
 #[derive(Debug, Clone)]

@@ -96,7 +96,8 @@ fn validate_root(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
-fn validate_process(process: &Process) -> Result<()> {
+/// Checks a process: the spec's, or one `exec` runs.
+pub fn validate_process(process: &Process) -> Result<()> {
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::spec("process.args", "must name the program to run"));
     }

@@ -15,7 +15,11 @@ use crate::{Context, Result};
 
 /// Opens a pty in the container (which must be the root by now) and sends its
 /// master over `console`; returns the slave.
-pub fn create(console: BorrowedFd, size: Option<oci_spec::runtime::Box>) -> Result<OwnedFd> {
+pub fn create(
+    console: BorrowedFd,
+    size: Option<oci_spec::runtime::Box>,
+    bind_dev_console: bool,
+) -> Result<OwnedFd> {
     let master =
         rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
             .ctx(|| "process.terminal: open /dev/ptmx")?;
@@ -36,7 +40,9 @@ pub fn create(console: BorrowedFd, size: Option<oci_spec::runtime::Box>) -> Resu
         };
         rustix::termios::tcsetwinsize(&master, winsize).ctx(|| "process.consoleSize")?;
     }
-    bind_console(&name)?;
+    if bind_dev_console {
+        bind_console(&name)?;
+    }
     send_fd(console, master.as_fd(), name.as_bytes())
         .ctx(|| "--console-socket: send the pty master")?;
     Ok(slave)

@@ -1,0 +1,145 @@
+//! The process's setup, shared by the init and by `exec`: from a root-owned
+//! copy of berth inside the container's namespaces to a process with the
+//! spec's limits, user, capabilities and seccomp filter, one execve away
+//! from the user's program.
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::path::Path;
+
+use libseccomp::ScmpFilterContext;
+use oci_spec::runtime::{Linux, LinuxCapabilities, Process};
+
+use super::{caps, exec, fds, rlimits, sched, seccomp, terminal, user};
+use crate::{Context, Error, Result};
+
+/// What the setup needs besides the spec's process.
+pub struct ProcessContext<'a> {
+    pub linux: &'a Linux,
+    /// A connected --console-socket, for process.terminal.
+    pub console: Option<BorrowedFd<'a>>,
+    /// Whether the pty also becomes /dev/console (the init's does; an
+    /// exec'd process's does not).
+    pub bind_dev_console: bool,
+    /// Fds 3..3+preserve_fds are handed on (--preserve-fds, LISTEN_FDS).
+    pub preserve_fds: u32,
+    /// berth's own fds (close-on-exec) still needed before the exec.
+    pub keep_fds: &'a [RawFd],
+    pub seccomp: Option<&'a ScmpFilterContext>,
+}
+
+/// A process set up but for what must come last: the seccomp filter when it
+/// waits for no_new_privs, and the execve.
+pub struct Prepared<'a> {
+    program: exec::Program,
+    late_seccomp: Option<&'a ScmpFilterContext>,
+}
+
+impl Prepared<'_> {
+    /// Loads the late filter and replaces this process with the program;
+    /// returns only on failure.
+    pub fn exec(self) -> Error {
+        if let Some(filter) = self.late_seccomp {
+            if let Err(e) = seccomp::load(filter) {
+                return e;
+            }
+        }
+        // berth ignores SIGPIPE (as every Rust program does); the user's
+        // process starts with the default.
+        // SAFETY: resetting a disposition to its default.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        self.program.exec()
+    }
+}
+
+/// process.cwd must be inside the container: getcwd(2) reports a directory
+/// outside the root as "(unreachable)..." (CVE-2024-21626).
+fn check_cwd(cwd: &Path) -> Result<()> {
+    let actual =
+        rustix::process::getcwd(Vec::new()).ctx(|| format!("process.cwd {cwd:?}: getcwd"))?;
+    if !actual.to_bytes().starts_with(b"/") {
+        return Err(Error::spec(
+            "process.cwd",
+            format!("{cwd:?} is outside the container's root"),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets up `process` in the calling process, which is root in the
+/// container's namespaces and whose root is the container's.
+pub fn prepare<'a>(process: &Process, ctx: &ProcessContext<'a>) -> Result<Prepared<'a>> {
+    let pty_slave = match (process.terminal() == Some(true), ctx.console) {
+        (true, Some(console)) => Some(terminal::create(
+            console,
+            process.console_size(),
+            ctx.bind_dev_console,
+        )?),
+        _ => None,
+    };
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    let user = process.user();
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            user::home_of(user.uid(), Path::new("/etc/passwd"))
+        ));
+    }
+    // As root first: a directory root can enter and the user cannot is
+    // still the right cwd; one only the user can enter is tried again below.
+    let cwd = process.cwd();
+    let cwd_deferred = match rustix::process::chdir(cwd) {
+        Ok(()) => false,
+        Err(rustix::io::Errno::ACCESS) => true,
+        Err(e) => return Err(e).ctx(|| format!("process.cwd {cwd:?}: chdir")),
+    };
+    let args = process.args().as_deref().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::spec("process.args", "must name the program to run"))?;
+    let program = exec::Program::new(&exec::find(arg0, &env)?, args, &env)?;
+    if let Some(slave) = pty_slave {
+        terminal::attach(slave)?;
+    }
+    // Nothing but stdio, the preserved fds and berth's own (close-on-exec)
+    // stays open.
+    fds::close_all_from(3 + ctx.preserve_fds as RawFd, ctx.keep_fds)?;
+    fds::preserve(ctx.preserve_fds)?;
+    if !cwd_deferred {
+        check_cwd(cwd)?;
+    }
+    let capabilities = process.capabilities().clone().unwrap_or_else(|| {
+        serde_json::from_str::<LinuxCapabilities>("{}").expect("empty capabilities")
+    });
+    caps::limit_bounding(&capabilities)?;
+    user::set_groups(user, true)?;
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    // Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN,
+    // so before the user switch; with it, right before the exec.
+    if let Some(filter) = ctx.seccomp.filter(|_| !no_new_privs) {
+        seccomp::load(filter)?;
+    }
+    user::switch(user)?;
+    if cwd_deferred {
+        rustix::process::chdir(cwd).ctx(|| format!("process.cwd {cwd:?}: chdir"))?;
+        check_cwd(cwd)?;
+    }
+    caps::apply(&capabilities)?;
+    if no_new_privs {
+        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges")?;
+    }
+    if let Some(p) = ctx.linux.personality() {
+        sched::set_personality(p)?;
+    }
+    if let Some(s) = process.scheduler() {
+        sched::set_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        sched::set_io_priority(p)?;
+    }
+    user::apply_umask(user);
+    Ok(Prepared {
+        program,
+        late_seccomp: ctx.seccomp.filter(|_| no_new_privs),
+    })
+}
