@@ -1,9 +1,12 @@
 //! The socket between berth and the init it cloned: one SOCK_SEQPACKET pair
 //! carrying small typed messages (JSON), errors included as values.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags, SocketFlags,
+    SocketType,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -32,12 +35,19 @@ pub enum FromInit {
     },
     /// The mounts are done: run prestart and createRuntime hooks.
     RunHooks,
+    /// The seccomp listener (SCMP_ACT_NOTIFY) comes with this message, for
+    /// berth to hand to linux.seccomp.listenerPath.
+    SeccompListener,
     /// Everything is set up; the init waits for `start`.
     Ready,
     Failed(Error),
 }
 
-pub struct Channel(OwnedFd);
+pub struct Channel {
+    socket: OwnedFd,
+    /// An fd that came with the last message received.
+    received_fd: std::cell::RefCell<Option<OwnedFd>>,
+}
 
 impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
@@ -48,27 +58,60 @@ impl Channel {
             None,
         )
         .ctx(|| "socketpair")?;
-        Ok((Channel(a), Channel(b)))
+        let channel = |socket| Channel {
+            socket,
+            received_fd: Default::default(),
+        };
+        Ok((channel(a), channel(b)))
     }
 
     pub fn raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 
     pub fn send<T: Serialize>(&self, message: &T) -> Result<()> {
         let bytes = serde_json::to_vec(message)
             .map_err(|e| Error::Message(format!("encode message: {e}")))?;
         // MSG_NOSIGNAL: a peer that died must give EPIPE, not SIGPIPE.
-        rustix::net::send(&self.0, &bytes, SendFlags::NOSIGNAL).ctx(|| "send to the other side")?;
+        rustix::net::send(&self.socket, &bytes, SendFlags::NOSIGNAL)
+            .ctx(|| "send to the other side")?;
         Ok(())
+    }
+
+    /// Sends a message with an fd attached (SCM_RIGHTS).
+    pub fn send_with_fd<T: Serialize>(&self, message: &T, fd: BorrowedFd) -> Result<()> {
+        let bytes = serde_json::to_vec(message)
+            .map_err(|e| Error::Message(format!("encode message: {e}")))?;
+        crate::process::terminal::send_fd(self.socket.as_fd(), fd, &bytes)
+            .ctx(|| "send an fd to the other side")
+    }
+
+    /// The fd that came with the last message, if one did.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.received_fd.borrow_mut().take()
     }
 
     /// The next message, or `None` when the other side has closed.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let n = loop {
-            match rustix::net::recv(&self.0, &mut buf, RecvFlags::empty()) {
-                Ok((n, _)) => break n,
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match rustix::net::recvmsg(
+                &self.socket,
+                &mut iov,
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    for m in control.drain() {
+                        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+                            *self.received_fd.borrow_mut() = fds.next();
+                        }
+                    }
+                    break msg.bytes;
+                }
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e).ctx(|| "receive from the other side"),
             }
@@ -84,6 +127,6 @@ impl Channel {
 
 impl AsFd for Channel {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.0.as_fd()
+        self.socket.as_fd()
     }
 }

@@ -12,17 +12,16 @@ mod spawn;
 
 use std::convert::Infallible;
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use berth_cgroups::Placement;
-use libseccomp::ScmpFilterContext;
 use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
 
 use crate::process::setup::{self, ProcessContext};
-use crate::process::{fds, lsm};
+use crate::process::{fds, lsm, terminal};
 use crate::rootfs::{self, Entry, RootfsConfig};
 use crate::spec::{sysctl_path, Bundle};
 use crate::{hooks, Context, Error, Result};
@@ -44,7 +43,7 @@ pub struct InitConfig<'a> {
     /// A connected --console-socket.
     pub console: Option<BorrowedFd<'a>>,
     pub exec_fifo: BorrowedFd<'a>,
-    pub seccomp: Option<&'a ScmpFilterContext>,
+    pub seccomp: Option<&'a crate::process::seccomp::Filter>,
 }
 
 /// The init's entry point; never returns.
@@ -129,6 +128,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         )
     })?;
     let Some(process) = spec.process() else {
+        rootfs::make_root_readonly(spec)?;
         // Without a process there is nothing to start: wait for `start`,
         // which reports the error, and leave. berth's descriptors (the
         // state dir's lock among them) must not be held meanwhile.
@@ -144,13 +144,20 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     let keep = [chan.raw_fd(), cfg.exec_fifo.as_raw_fd()];
     let ctx = ProcessContext {
         linux: &linux,
-        console: cfg.console,
-        bind_dev_console: true,
         preserve_fds: cfg.preserve_fds,
         keep_fds: &keep,
         seccomp: cfg.seccomp,
     };
-    let prepared = setup::prepare(process, &ctx)?;
+    // The pty (and /dev/console) come before the root turns read-only.
+    let pty_slave = match (process.terminal() == Some(true), cfg.console) {
+        (true, Some(console)) => Some(terminal::create(console, process.console_size(), true)?),
+        _ => None,
+    };
+    rootfs::make_root_readonly(spec)?;
+    let mut prepared = setup::prepare(process, &ctx, pty_slave)?;
+    if let Some(listener) = prepared.seccomp_listener.take() {
+        chan.send_with_fd(&FromInit::SeccompListener, listener.as_fd())?;
+    }
     let state = commit(chan)?;
     if let Err(e) = wait_for_start(cfg.exec_fifo) {
         late_failure(e, 1);

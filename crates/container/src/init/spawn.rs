@@ -1,6 +1,6 @@
 //! berth's side of the init: the clone and the setup conversation.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use berth_cgroups::Manager;
 use oci_spec::runtime::Linux;
@@ -60,6 +60,7 @@ pub fn spawn(
     linux: &Linux,
     cgroup: Option<&dyn Manager>,
     mut create_hooks: impl FnMut(i32) -> Result<String>,
+    mut seccomp_listener: impl FnMut(i32, BorrowedFd) -> Result<()>,
 ) -> Result<Spawned> {
     let (ours, theirs) = Channel::pair()?;
     if cfg.plan.fork_into_pid_ns {
@@ -101,6 +102,7 @@ pub fn spawn(
             &ours,
             &mut init,
             &mut create_hooks,
+            &mut seccomp_listener,
         )
     });
     match result {
@@ -125,6 +127,7 @@ fn converse(
     chan: &Channel,
     init: &mut Pending,
     create_hooks: &mut impl FnMut(i32) -> Result<String>,
+    seccomp_listener: &mut impl FnMut(i32, BorrowedFd) -> Result<()>,
 ) -> Result<()> {
     if cfg.plan.new_user {
         namespaces::write_id_maps(
@@ -155,6 +158,12 @@ fn converse(
             Some(FromInit::RunHooks) => {
                 let state = create_hooks(init.pid)?;
                 chan.send(&ToInit::HooksDone { state })?;
+            }
+            Some(FromInit::SeccompListener) => {
+                let fd = chan
+                    .take_fd()
+                    .ok_or_else(|| Error::Message("the seccomp listener did not come".into()))?;
+                seccomp_listener(init.pid, fd.as_fd())?;
             }
             Some(FromInit::Ready) => return Ok(()),
             Some(FromInit::Failed(e)) => return Err(e),

@@ -209,22 +209,38 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
         config: spec.clone(),
     };
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let spawned = init::spawn(&cfg, &linux, cgroup, |pid| {
-        let mut s = state.clone();
-        s.pid = pid;
-        let json = OciState::for_hooks(&s, Status::Created);
-        hooks::run_all(
-            "prestart",
-            hooks.prestart().as_deref().unwrap_or_default(),
-            &json,
-        )?;
-        hooks::run_all(
-            "createRuntime",
-            hooks.create_runtime().as_deref().unwrap_or_default(),
-            &json,
-        )?;
-        Ok(json)
-    })?;
+    let spawned = init::spawn(
+        &cfg,
+        &linux,
+        cgroup,
+        |pid| {
+            let mut s = state.clone();
+            s.pid = pid;
+            let json = OciState::for_hooks(&s, Status::Created);
+            hooks::run_all(
+                "prestart",
+                hooks.prestart().as_deref().unwrap_or_default(),
+                &json,
+            )?;
+            hooks::run_all(
+                "createRuntime",
+                hooks.create_runtime().as_deref().unwrap_or_default(),
+                &json,
+            )?;
+            Ok(json)
+        },
+        |pid, listener| {
+            let mut s = state.clone();
+            s.pid = pid;
+            let json = serde_json::from_str(&OciState::for_hooks(&s, Status::Creating))
+                .expect("valid JSON");
+            let profile = linux
+                .seccomp()
+                .as_ref()
+                .expect("a listener comes from a filter");
+            seccomp::hand_listener(profile, listener, pid, json)
+        },
+    )?;
     let mut record = || -> Result<()> {
         state.pid = spawned.pid;
         state.pid_start_time = ProcStat::read(spawned.pid)

@@ -10,7 +10,6 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use berth_cgroups::Placement;
-use libseccomp::ScmpFilterContext;
 use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespaceType, Process};
 use rustix::fs::{Mode, OFlags};
 
@@ -18,7 +17,7 @@ use super::foreground::{ConsoleSocket, Foreground};
 use crate::init::channel::{Channel, FromInit, ToInit};
 use crate::init::namespaces;
 use crate::process::setup::{self, ProcessContext};
-use crate::process::{sched, seccomp};
+use crate::process::{sched, seccomp, terminal};
 use crate::state::{is_alive, State, Status, Store};
 use crate::{Context, Error, Result};
 
@@ -333,10 +332,25 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
             }
         }
         ours.send(&ToInit::Go)?;
-        match ours.recv::<FromInit>()? {
-            None => Ok(()),
-            Some(FromInit::Failed(e)) => Err(e),
-            Some(other) => Err(Error::Message(format!("unexpected message {other:?}"))),
+        loop {
+            match ours.recv::<FromInit>()? {
+                None => return Ok(()),
+                Some(FromInit::Failed(e)) => return Err(e),
+                Some(FromInit::SeccompListener) => {
+                    let fd = ours.take_fd().ok_or_else(|| {
+                        Error::Message("the seccomp listener did not come".into())
+                    })?;
+                    let profile = linux
+                        .seccomp()
+                        .as_ref()
+                        .expect("a listener comes from a filter");
+                    let json =
+                        serde_json::from_str(&super::OciState::for_hooks(&state, Status::Running))
+                            .expect("valid JSON");
+                    seccomp::hand_listener(profile, fd.as_fd(), pid, json)?;
+                }
+                Some(other) => return Err(Error::Message(format!("unexpected message {other:?}"))),
+            }
         }
     })();
     if let Err(e) = result {
@@ -364,7 +378,7 @@ struct ExecChild<'a> {
     init_pidfd: BorrowedFd<'a>,
     console: Option<BorrowedFd<'a>>,
     preserve_fds: u32,
-    seccomp: Option<&'a ScmpFilterContext>,
+    seccomp: Option<&'a seccomp::Filter>,
 }
 
 impl ExecChild<'_> {
@@ -408,13 +422,22 @@ impl ExecChild<'_> {
         let keep = [chan.raw_fd()];
         let ctx = ProcessContext {
             linux: self.linux,
-            console: self.console,
-            bind_dev_console: false,
             preserve_fds: self.preserve_fds,
             keep_fds: &keep,
             seccomp: self.seccomp,
         };
-        let prepared = setup::prepare(self.process, &ctx)?;
+        let pty_slave = match (self.process.terminal() == Some(true), self.console) {
+            (true, Some(console)) => Some(terminal::create(
+                console,
+                self.process.console_size(),
+                false,
+            )?),
+            _ => None,
+        };
+        let mut prepared = setup::prepare(self.process, &ctx, pty_slave)?;
+        if let Some(listener) = prepared.seccomp_listener.take() {
+            chan.send_with_fd(&FromInit::SeccompListener, listener.as_fd())?;
+        }
         if let Some(cpus) = self
             .process
             .exec_cpu_affinity()

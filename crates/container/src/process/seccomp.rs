@@ -1,8 +1,13 @@
-//! linux.seccomp, compiled with libseccomp. The filter is built by the
-//! parent before the init is cloned (so a bad profile fails `create` early
-//! and cheaply) and loaded by the init as late as it can.
+//! linux.seccomp. The filter is compiled with libseccomp by the parent,
+//! before the init is cloned (so a bad profile fails `create` early and
+//! cheaply), and exported as BPF; the init loads it with one seccomp(2)
+//! call, as late as it can, with exactly the spec's flags (libseccomp 2.5
+//! knows no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) and, for
+//! SCMP_ACT_NOTIFY, a listener.
 
 use std::collections::HashSet;
+use std::io::{Read, Seek};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 
 use libseccomp::{
@@ -12,14 +17,99 @@ use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
+
+const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+const FLAG_LOG: u32 = 1 << 1;
+const FLAG_SPEC_ALLOW: u32 = 1 << 2;
+const FLAG_NEW_LISTENER: u32 = 1 << 3;
+const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
+/// System calls the init makes between loading a filter with a listener
+/// and handing the listener over: notifying them would deadlock.
+const NOT_NOTIFIABLE: &[&str] = &["sendmsg", "sendto", "write", "exit", "exit_group"];
+
+/// A compiled filter, ready to load.
+pub struct Filter {
+    program: Vec<libc::sock_filter>,
+    flags: u32,
+    /// Whether some rule hands syscalls to a listener (SCMP_ACT_NOTIFY).
+    pub notify: bool,
+}
+
+impl Filter {
+    /// Loads the filter into the calling (single-threaded) process; with
+    /// SCMP_ACT_NOTIFY rules, returns the listener's fd (close-on-exec).
+    pub fn load(&self) -> Result<Option<OwnedFd>> {
+        let prog = libc::sock_fprog {
+            len: self.program.len() as u16,
+            filter: self.program.as_ptr() as *mut libc::sock_filter,
+        };
+        let flags = self.flags | if self.notify { FLAG_NEW_LISTENER } else { 0 };
+        // SAFETY: prog points at a valid BPF program that outlives the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const _,
+            )
+        };
+        if ret < 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("linux.seccomp: load the filter (flags {flags:#x})"));
+        }
+        // SAFETY: with NEW_LISTENER the kernel returned a new descriptor.
+        Ok(self
+            .notify
+            .then(|| unsafe { OwnedFd::from_raw_fd(ret as i32) }))
+    }
+}
+
+/// Hands a seccomp listener to the agent at linux.seccomp.listenerPath,
+/// as the runtime spec says: the container process state (with `fds`
+/// naming the one fd sent, `pid`, `metadata` and the OCI state) as the
+/// message, the listener as SCM_RIGHTS.
+pub fn hand_listener(
+    seccomp: &LinuxSeccomp,
+    listener: std::os::fd::BorrowedFd,
+    pid: i32,
+    state: serde_json::Value,
+) -> Result<()> {
+    let path = seccomp.listener_path().as_deref().ok_or_else(|| {
+        Error::spec(
+            "linux.seccomp.listenerPath",
+            "is required for SCMP_ACT_NOTIFY",
+        )
+    })?;
+    let field = || format!("linux.seccomp.listenerPath {}", path.display());
+    let message = serde_json::json!({
+        "ociVersion": crate::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": seccomp.listener_metadata().clone().unwrap_or_default(),
+        "state": state,
+    });
+    let socket = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(field)?;
+    let addr = rustix::net::SocketAddrUnix::new(path).ctx(field)?;
+    rustix::net::connect(&socket, &addr).ctx(|| format!("{}: connect", field()))?;
+    let bytes = serde_json::to_vec(&message).expect("the state serialises");
+    crate::process::terminal::send_fd(std::os::fd::AsFd::as_fd(&socket), listener, &bytes)
+        .ctx(|| format!("{}: send the listener", field()))
+}
 
 fn seccomp_error(field: impl Into<String>, e: impl std::fmt::Display) -> Error {
     Error::spec(field, e.to_string())
 }
 
-fn action(field: &str, action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<ScmpAction> {
-    Ok(match action {
+fn action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> ScmpAction {
+    match action {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
             ScmpAction::KillThread
         }
@@ -33,13 +123,8 @@ fn action(field: &str, action: LinuxSeccompAction, errno_ret: Option<u32>) -> Re
         }
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(Error::spec(
-                field,
-                "SCMP_ACT_NOTIFY is not supported by berth yet",
-            ))
-        }
-    })
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+    }
 }
 
 fn compare(field: &str, arg: &oci_spec::runtime::LinuxSeccompArg) -> Result<ScmpArgCompare> {
@@ -69,39 +154,48 @@ fn compare(field: &str, arg: &oci_spec::runtime::LinuxSeccompArg) -> Result<Scmp
 
 /// Builds the filter of `seccomp`. Syscall names this libseccomp does not
 /// know are skipped with a warning, as runc does.
-pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
-    let default = action(
-        "linux.seccomp.defaultAction",
-        seccomp.default_action(),
-        seccomp.default_errno_ret(),
-    )?;
+pub fn build(seccomp: &LinuxSeccomp) -> Result<Filter> {
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| seccomp_error("linux.seccomp", e))?;
-    // berth sets no_new_privs itself, only when the spec asks for it.
-    ctx.set_ctl_nnp(false)
-        .map_err(|e| seccomp_error("linux.seccomp", e))?;
     for (i, arch) in seccomp.architectures().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.architectures[{i}]");
         let arch = ScmpArch::from_str(&arch.to_string()).map_err(|e| seccomp_error(&field, e))?;
         ctx.add_arch(arch).map_err(|e| seccomp_error(&field, e))?;
     }
-    for (i, flag) in seccomp.flags().iter().flatten().enumerate() {
-        let field = format!("linux.seccomp.flags[{i}]");
-        let result = match flag {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true).map(|_| ()),
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true).map(|_| ()),
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
-                ctx.set_ctl_waitkill(true).map(|_| ())
-            }
-            // The init is single-threaded: there is no thread to synchronise.
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => Ok(()),
-        };
-        result.map_err(|e| seccomp_error(&field, e))?;
+    if default == ScmpAction::Notify {
+        return Err(Error::spec(
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default",
+        ));
     }
+    let flags = seccomp.flags().iter().flatten().fold(0, |acc, flag| {
+        acc | match flag {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+            // The init is single-threaded: there is no thread to synchronise.
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
+        }
+    });
+    let mut notify = false;
     for (i, rule) in seccomp.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
-        let act = action(&format!("{field}.action"), rule.action(), rule.errno_ret())?;
+        let act = action(rule.action(), rule.errno_ret());
         if act == default {
             continue;
+        }
+        if act == ScmpAction::Notify {
+            notify = true;
+            if let Some(name) = rule
+                .names()
+                .iter()
+                .find(|n| NOT_NOTIFIABLE.contains(&n.as_str()))
+            {
+                return Err(Error::spec(
+                    format!("{field}.names"),
+                    format!("{name} cannot be handed to a listener: berth needs it to hand the listener over"),
+                ));
+            }
         }
         let comparisons = rule
             .args()
@@ -132,15 +226,39 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
             }
         }
     }
-    Ok(ctx)
+    if notify && seccomp.listener_path().is_none() {
+        return Err(Error::spec(
+            "linux.seccomp.listenerPath",
+            "SCMP_ACT_NOTIFY needs a listener",
+        ));
+    }
+    Ok(Filter {
+        program: export(&ctx)?,
+        flags,
+        notify,
+    })
 }
 
-/// Loads a filter into the calling (single-threaded) process.
-pub fn load(ctx: &ScmpFilterContext) -> Result<()> {
-    ctx.load().map_err(|e| {
-        let errno = e.errno().map(|e| e as i32).unwrap_or(libc::EINVAL);
-        Error::os("linux.seccomp: load the filter", errno.abs())
-    })
+/// The BPF program libseccomp compiled, as an array of sock_filter.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    let memfd = rustix::fs::memfd_create("berth-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+        .ctx(|| "memfd_create")?;
+    let mut file = std::fs::File::from(memfd);
+    ctx.export_bpf(&file)
+        .map_err(|e| Error::spec("linux.seccomp", e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|()| file.read_to_end(&mut bytes))
+        .ctx(|| "read the compiled filter")?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -168,12 +286,43 @@ mod tests {
     }
 
     #[test]
+    fn notify_needs_a_listener_and_spares_what_berth_needs() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let err = build(&p).err().unwrap().to_string();
+        assert!(err.starts_with("linux.seccomp.listenerPath"), "{err}");
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["sendmsg"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert!(build(&p)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("sendmsg cannot be handed"));
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert!(build(&p).unwrap().notify);
+    }
+
+    #[test]
+    fn flags_become_seccomp_flags() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+        );
+        let filter = build(&p).unwrap();
+        assert_eq!(filter.flags, FLAG_LOG | FLAG_WAIT_KILLABLE_RECV);
+        assert!(!filter.program.is_empty());
+    }
+
+    #[test]
     fn bad_argument_indexes_name_the_rule() {
         let p = profile(
             r#"{"defaultAction":"SCMP_ACT_ALLOW",
                 "syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":9,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#,
         );
-        let err = build(&p).unwrap_err().to_string();
+        let err = build(&p).err().unwrap().to_string();
         assert!(err.starts_with("linux.seccomp.syscalls[0].args"), "{err}");
     }
 }

@@ -3,10 +3,9 @@
 //! spec's limits, user, capabilities and seccomp filter, one execve away
 //! from the user's program.
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
-use libseccomp::ScmpFilterContext;
 use oci_spec::runtime::{Linux, LinuxCapabilities, Process};
 
 use super::{caps, exec, fds, rlimits, sched, seccomp, terminal, user};
@@ -15,23 +14,21 @@ use crate::{Context, Error, Result};
 /// What the setup needs besides the spec's process.
 pub struct ProcessContext<'a> {
     pub linux: &'a Linux,
-    /// A connected --console-socket, for process.terminal.
-    pub console: Option<BorrowedFd<'a>>,
-    /// Whether the pty also becomes /dev/console (the init's does; an
-    /// exec'd process's does not).
-    pub bind_dev_console: bool,
     /// Fds 3..3+preserve_fds are handed on (--preserve-fds, LISTEN_FDS).
     pub preserve_fds: u32,
     /// berth's own fds (close-on-exec) still needed before the exec.
     pub keep_fds: &'a [RawFd],
-    pub seccomp: Option<&'a ScmpFilterContext>,
+    pub seccomp: Option<&'a seccomp::Filter>,
 }
 
 /// A process set up but for what must come last: the seccomp filter when it
 /// waits for no_new_privs, and the execve.
 pub struct Prepared<'a> {
     program: exec::Program,
-    late_seccomp: Option<&'a ScmpFilterContext>,
+    late_seccomp: Option<&'a seccomp::Filter>,
+    /// The seccomp listener, for the caller to hand to the spec's
+    /// listenerPath (SCMP_ACT_NOTIFY).
+    pub seccomp_listener: Option<std::os::fd::OwnedFd>,
 }
 
 impl Prepared<'_> {
@@ -39,7 +36,7 @@ impl Prepared<'_> {
     /// returns only on failure.
     pub fn exec(self) -> Error {
         if let Some(filter) = self.late_seccomp {
-            if let Err(e) = seccomp::load(filter) {
+            if let Err(e) = filter.load() {
                 return e;
             }
         }
@@ -66,16 +63,13 @@ fn check_cwd(cwd: &Path) -> Result<()> {
 }
 
 /// Sets up `process` in the calling process, which is root in the
-/// container's namespaces and whose root is the container's.
-pub fn prepare<'a>(process: &Process, ctx: &ProcessContext<'a>) -> Result<Prepared<'a>> {
-    let pty_slave = match (process.terminal() == Some(true), ctx.console) {
-        (true, Some(console)) => Some(terminal::create(
-            console,
-            process.console_size(),
-            ctx.bind_dev_console,
-        )?),
-        _ => None,
-    };
+/// container's namespaces and whose root is the container's. `pty_slave`
+/// is its terminal, made beforehand ([`terminal::create`]).
+pub fn prepare<'a>(
+    process: &Process,
+    ctx: &ProcessContext<'a>,
+    pty_slave: Option<OwnedFd>,
+) -> Result<Prepared<'a>> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     let user = process.user();
     let mut env = process.env().clone().unwrap_or_default();
@@ -115,9 +109,11 @@ pub fn prepare<'a>(process: &Process, ctx: &ProcessContext<'a>) -> Result<Prepar
     user::set_groups(user, true)?;
     let no_new_privs = process.no_new_privileges() == Some(true);
     // Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN,
-    // so before the user switch; with it, right before the exec.
+    // so before the user switch; with it, right before the exec (or, with
+    // a listener to hand over, at the end of the setup).
+    let mut seccomp_listener = None;
     if let Some(filter) = ctx.seccomp.filter(|_| !no_new_privs) {
-        seccomp::load(filter)?;
+        seccomp_listener = filter.load()?;
     }
     user::switch(user)?;
     if cwd_deferred {
@@ -138,8 +134,14 @@ pub fn prepare<'a>(process: &Process, ctx: &ProcessContext<'a>) -> Result<Prepar
         sched::set_io_priority(p)?;
     }
     user::apply_umask(user);
+    let mut late_seccomp = ctx.seccomp.filter(|_| no_new_privs);
+    if let Some(filter) = late_seccomp.filter(|f| f.notify) {
+        seccomp_listener = filter.load()?;
+        late_seccomp = None;
+    }
     Ok(Prepared {
         program,
-        late_seccomp: ctx.seccomp.filter(|_| no_new_privs),
+        late_seccomp,
+        seccomp_listener,
     })
 }

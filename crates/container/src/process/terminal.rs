@@ -8,8 +8,11 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::pty::OpenptFlags;
+
+use std::os::unix::fs::PermissionsExt;
 
 use crate::{Context, Result};
 
@@ -48,13 +51,46 @@ pub fn create(
     Ok(slave)
 }
 
-/// Binds the pty slave over /dev/console, as runc does.
+/// Binds the pty slave over /dev/console, as runc does. Whatever the image
+/// left at /dev/console (a symlink could aim the bind anywhere,
+/// CVE-2025-52565) is replaced by a plain file first, and the bind goes
+/// through file descriptors, never through paths.
 fn bind_console(slave: &std::ffi::CStr) -> Result<()> {
-    let console = std::path::Path::new("/dev/console");
-    if !console.exists() {
-        std::fs::File::create(console).ctx(|| "create /dev/console")?;
+    let root = pathrs::Root::open("/").ctx(|| "open /")?;
+    let console = "dev/console";
+    if let Ok(existing) = root.resolve_nofollow(console) {
+        let st = rustix::fs::fstat(&existing).ctx(|| "stat /dev/console")?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            root.remove_file(console).ctx(|| "remove /dev/console")?;
+        }
     }
-    rustix::mount::mount_bind(slave, console).ctx(|| "bind the pty over /dev/console")
+    match root.create(
+        console,
+        &pathrs::InodeType::File(std::fs::Permissions::from_mode(0o600)),
+    ) {
+        Ok(()) => {}
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {}
+        Err(e) => return Err(e).ctx(|| "create /dev/console"),
+    }
+    let target = root
+        .resolve_nofollow(console)
+        .ctx(|| "resolve /dev/console")?;
+    // The new mount API works on descriptors alone: the container's /proc
+    // may not be a procfs, so no /proc/self/fd path is used.
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        slave,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .ctx(|| format!("open_tree {slave:?}"))?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        &target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .ctx(|| "bind the pty over /dev/console")
 }
 
 /// Sends `fd` over a unix socket (SCM_RIGHTS) with `payload` as the data.

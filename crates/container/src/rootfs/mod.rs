@@ -96,17 +96,29 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
     if let Some(p) = propagation.filter(|p| p & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0) {
         sys::set_propagation("/", p).ctx(|| "linux.rootfsPropagation")?;
     }
-    if cfg
-        .spec
+    Ok(())
+}
+
+/// root.readonly: remounts the container's `/` read-only, keeping its other
+/// flags. Runs after everything that writes to the root (the console) and
+/// before the process loses the capability to. Works on the path "/": the
+/// container's /proc may not be a procfs.
+pub fn make_root_readonly(spec: &Spec) -> Result<()> {
+    if !spec
         .root()
         .as_ref()
         .is_some_and(|r| r.readonly() == Some(true))
     {
-        let slash = sys::open_path(Path::new("/"))?;
-        let flags = sys::mount_flags(slash.as_fd())? | libc::MS_RDONLY;
-        sys::remount_bind(slash.as_fd(), flags).ctx(|| "root.readonly")?;
+        return Ok(());
     }
-    Ok(())
+    let slash = sys::open_path(Path::new("/"))?;
+    let flags = sys::mount_flags(slash.as_fd())? | libc::MS_RDONLY | libc::MS_BIND;
+    rustix::mount::mount_remount(
+        "/",
+        rustix::mount::MountFlags::from_bits_retain(flags as _),
+        "",
+    )
+    .ctx(|| "root.readonly: remount / read-only")
 }
 
 /// Mounts that a container without a mount namespace of its own left on
