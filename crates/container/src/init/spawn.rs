@@ -94,11 +94,12 @@ pub fn spawn(
         intermediate: None,
     };
     let result = left.and_then(|()| {
+        // With CLONE_INTO_CGROUP the init is in its cgroup already.
+        let to_join = cgroup.filter(|_| clone_into.is_none());
         converse(
             cfg,
             linux,
-            cgroup,
-            clone_into.is_some(),
+            to_join,
             &ours,
             &mut init,
             &mut create_hooks,
@@ -122,8 +123,7 @@ pub fn spawn(
 fn converse(
     cfg: &InitConfig,
     linux: &Linux,
-    cgroup: Option<&dyn Manager>,
-    cloned_into_cgroup: bool,
+    join_cgroup: Option<&dyn Manager>,
     chan: &Channel,
     init: &mut Pending,
     create_hooks: &mut impl FnMut(i32) -> Result<String>,
@@ -136,7 +136,7 @@ fn converse(
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
     }
-    if let Some(cgroup) = cgroup.filter(|_| !cloned_into_cgroup) {
+    if let Some(cgroup) = join_cgroup {
         cgroup
             .add_process(init.pid)
             .ctx(|| "join the container's cgroup")?;

@@ -104,10 +104,10 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
 /// before the process loses the capability to. Works on the path "/": the
 /// container's /proc may not be a procfs.
 pub fn make_root_readonly(spec: &Spec) -> Result<()> {
-    if !spec
+    if spec
         .root()
         .as_ref()
-        .is_some_and(|r| r.readonly() == Some(true))
+        .is_none_or(|r| r.readonly() != Some(true))
     {
         return Ok(());
     }
