@@ -72,23 +72,58 @@ impl Store {
     }
 
     /// Claims `id`: makes its directory and locks it. Fails when the id is
-    /// taken.
+    /// taken. The directory is made under a name no id can have and locked
+    /// before it is renamed into place (RENAME_NOREPLACE), so no other
+    /// command ever sees it unlocked.
     pub fn create(&self, id: &str) -> Result<ContainerDir> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.root)
             .ctx(|| format!("state root {}", self.root.display()))?;
-        let path = self.dir_of(id);
-        match DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(id.into()))
+        let root = rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", self.root.display()))?;
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let private = format!(".new~{}~{n}", std::process::id());
+        rustix::fs::mkdirat(&root, &private, Mode::from_raw_mode(0o700))
+            .ctx(|| format!("create {}/{private}", self.root.display()))?;
+        let fd = rustix::fs::openat(
+            &root,
+            &private,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}/{private}", self.root.display()))?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .ctx(|| format!("lock {}/{private}", self.root.display()))?;
+        match rustix::fs::renameat_with(
+            &root,
+            &private,
+            &root,
+            id,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Ok(ContainerDir {
+                id: id.to_string(),
+                path: self.dir_of(id),
+                root,
+                fd,
+            }),
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&root, &private, rustix::fs::AtFlags::REMOVEDIR);
+                match e {
+                    rustix::io::Errno::EXIST | rustix::io::Errno::NOTEMPTY => {
+                        Err(Error::Exists(id.into()))
+                    }
+                    e => Err(e).ctx(|| format!("create {}", self.dir_of(id).display())),
+                }
             }
-            Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
         }
-        let dir = ContainerDir::open(id, path)?;
-        Ok(dir)
     }
 
     /// Locks the directory of an existing container.
@@ -203,17 +238,30 @@ fn read_state(path: &Path) -> Result<Option<State>> {
 }
 
 /// A container's state directory, locked for as long as this value lives.
+/// Only the holder of this lock renames or removes the directory's name.
 #[derive(Debug)]
 pub struct ContainerDir {
     id: String,
     path: PathBuf,
+    root: OwnedFd,
     fd: OwnedFd,
 }
 
 impl ContainerDir {
     fn open(id: &str, path: PathBuf) -> Result<ContainerDir> {
-        let fd = match rustix::fs::open(
-            &path,
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let root = match rustix::fs::open(
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
+            Err(e) => return Err(e).ctx(|| format!("open {}", parent.display())),
+        };
+        let fd = match rustix::fs::openat(
+            &root,
+            id,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
@@ -223,16 +271,34 @@ impl ContainerDir {
         };
         rustix::fs::flock(&fd, FlockOperation::LockExclusive)
             .ctx(|| format!("lock {}", path.display()))?;
-        // A directory removed while we waited for the lock is gone.
-        let stat = rustix::fs::fstat(&fd).ctx(|| format!("stat {}", path.display()))?;
-        if stat.st_nlink == 0 {
-            return Err(Error::NotFound(id.into()));
-        }
-        Ok(ContainerDir {
+        let dir = ContainerDir {
             id: id.to_string(),
             path,
+            root,
             fd,
-        })
+        };
+        // A directory removed while we waited for the lock is gone.
+        if !dir.still_named()? {
+            return Err(Error::NotFound(id.into()));
+        }
+        Ok(dir)
+    }
+
+    /// Whether the id still names this directory.
+    fn still_named(&self) -> Result<bool> {
+        let ours = rustix::fs::fstat(&self.fd).ctx(|| format!("stat {}", self.path.display()))?;
+        if ours.st_nlink == 0 {
+            return Ok(false);
+        }
+        match rustix::fs::statat(
+            &self.root,
+            self.id.as_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(named) => Ok(named.st_ino == ours.st_ino && named.st_dev == ours.st_dev),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e).ctx(|| format!("stat {}", self.path.display())),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -310,12 +376,26 @@ impl ContainerDir {
     }
 
     /// Removes the directory and everything in it; the lock goes with it.
+    /// The files go through the locked descriptor, and the name is removed
+    /// only while it still names this directory.
     pub fn remove(self) -> Result<()> {
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).ctx(|| format!("remove {}", self.path.display())),
+        let entries =
+            rustix::fs::Dir::read_from(&self.fd).ctx(|| format!("read {}", self.path.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            match rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e).ctx(|| format!("remove {}/{name:?}", self.path.display())),
+            }
         }
+        if self.still_named()? {
+            rustix::fs::unlinkat(&self.root, self.id.as_str(), rustix::fs::AtFlags::REMOVEDIR)
+                .ctx(|| format!("remove {}", self.path.display()))?;
+        }
+        Ok(())
     }
 }
 
