@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Where container state is kept.
-    #[arg(long, global = true, default_value = berth_container::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Where container state is kept [default: /run/berth, or
+    /// $XDG_RUNTIME_DIR/berth when not run as root].
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write the log here instead of stderr.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

@@ -201,12 +201,28 @@ fn print_table(states: &[OciState]) {
     }
 }
 
+/// The state root: --root, or /run/berth for root and $XDG_RUNTIME_DIR/berth
+/// (else /tmp/berth-<uid>) for an unprivileged user, as runc does.
+fn state_root(given: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    if let Some(root) = given {
+        return root;
+    }
+    let euid = rustix::process::geteuid();
+    if euid.is_root() {
+        return berth_container::DEFAULT_ROOT.into();
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => std::path::Path::new(&dir).join("berth"),
+        None => format!("/tmp/berth-{}", euid.as_raw()).into(),
+    }
+}
+
 /// Runs the command; `Ok(code)` is the exit status.
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let Some(command) = cli.command else {
         bail!("no command given; see `berth --help`");
     };
-    let store = Store::new(&cli.root);
+    let store = Store::new(state_root(cli.root));
     let needs_cgroups = matches!(command, Command::Create { .. } | Command::Run { .. });
     if cli.systemd_cgroup && needs_cgroups {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the default cgroupfs driver");

@@ -86,6 +86,13 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         Some(ToInit::Go) => {}
         other => return Err(unexpected("its id maps and cgroup", other)),
     }
+    // The init is a copy of berth inside the container's pid namespace
+    // until it execs: nothing there may open it through /proc/<pid>/exe
+    // (CVE-2019-5736). It turns itself non-dumpable now, once berth has
+    // written its id maps (an unprivileged berth could not write them to a
+    // non-dumpable process); execve of the user's program undoes it.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .ctx(|| "PR_SET_DUMPABLE")?;
     if let Some(pid) = namespaces::enter_in_init(cfg.plan)? {
         chan.send(&FromInit::Forked { pid })?;
         // SAFETY: the intermediate process leaves at once.
@@ -147,6 +154,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         preserve_fds: cfg.preserve_fds,
         keep_fds: &keep,
         seccomp: cfg.seccomp,
+        setgroups_allowed: cfg.plan.id_mapper.setgroups_allowed(),
     };
     // The pty (and /dev/console) come before the root turns read-only.
     let pty_slave = match (process.terminal() == Some(true), cfg.console) {

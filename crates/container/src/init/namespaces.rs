@@ -89,6 +89,8 @@ pub struct NamespacePlan {
     pub in_userns: bool,
     pub has_cgroupns: bool,
     pub has_pidns: bool,
+    /// Who writes the id maps of a new user namespace.
+    pub id_mapper: IdMapper,
 }
 
 impl NamespacePlan {
@@ -130,6 +132,12 @@ impl NamespacePlan {
             new &= !clone_flag(LinuxNamespaceType::Time);
         }
         plan.new_user = new & clone_flag(LinuxNamespaceType::User) != 0;
+        if plan.new_user {
+            plan.id_mapper = IdMapper::choose(
+                linux.uid_mappings().as_deref().unwrap_or_default(),
+                linux.gid_mappings().as_deref().unwrap_or_default(),
+            );
+        }
         if plan.join_user.is_some() {
             plan.unshare_flags = new;
             plan.fork_into_pid_ns = new & clone_flag(LinuxNamespaceType::Pid) != 0;
@@ -278,17 +286,92 @@ pub fn enter_in_init(plan: &NamespacePlan) -> Result<Option<i32>> {
     Ok(None)
 }
 
-/// Writes the init's uid_map and gid_map.
-pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
-    let format = |maps: &[LinuxIdMapping]| -> String {
-        maps.iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect()
-    };
-    std::fs::write(format!("/proc/{pid}/uid_map"), format(uid))
-        .ctx(|| "linux.uidMappings: write uid_map")?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), format(gid))
-        .ctx(|| "linux.gidMappings: write gid_map")
+/// How the init's id maps get written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdMapper {
+    /// berth is root: it writes any map itself.
+    #[default]
+    Root,
+    /// An unprivileged berth mapping only its own uid and gid: it may
+    /// write those itself once setgroups is denied, so the container can
+    /// never drop a group to gain access.
+    OwnIds,
+    /// An unprivileged berth with several ranges: the setuid helpers
+    /// newuidmap and newgidmap check them against /etc/subuid and
+    /// /etc/subgid.
+    Helpers,
+}
+
+impl IdMapper {
+    pub fn choose(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> IdMapper {
+        let euid = rustix::process::geteuid();
+        if euid.is_root() {
+            return IdMapper::Root;
+        }
+        let egid = rustix::process::getegid().as_raw();
+        let own = |maps: &[LinuxIdMapping], id: u32| {
+            maps.len() == 1 && maps[0].host_id() == id && maps[0].size() == 1
+        };
+        if own(uid, euid.as_raw()) && own(gid, egid) {
+            IdMapper::OwnIds
+        } else {
+            IdMapper::Helpers
+        }
+    }
+
+    /// Whether the container may call setgroups(2).
+    pub fn setgroups_allowed(self) -> bool {
+        self != IdMapper::OwnIds
+    }
+
+    /// Writes the init's uid_map and gid_map.
+    pub fn write(self, pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
+        let lines = |maps: &[LinuxIdMapping]| -> String {
+            maps.iter()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+        match self {
+            IdMapper::Root | IdMapper::OwnIds => {
+                if self == IdMapper::OwnIds {
+                    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                        .ctx(|| "deny setgroups in the user namespace")?;
+                }
+                std::fs::write(format!("/proc/{pid}/uid_map"), lines(uid))
+                    .ctx(|| "linux.uidMappings: write uid_map")?;
+                std::fs::write(format!("/proc/{pid}/gid_map"), lines(gid))
+                    .ctx(|| "linux.gidMappings: write gid_map")
+            }
+            IdMapper::Helpers => {
+                helper("newuidmap", "linux.uidMappings", pid, uid)?;
+                helper("newgidmap", "linux.gidMappings", pid, gid)
+            }
+        }
+    }
+}
+
+/// Runs newuidmap or newgidmap (Debian's uidmap package).
+fn helper(program: &str, field: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut cmd = std::process::Command::new(program);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        Error::spec(
+            field,
+            format!("berth is not root, so several id ranges need {program} (Debian's uidmap package): {e}"),
+        )
+    })?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::spec(field, format!("{program}: {}", why.trim())));
+    }
+    Ok(())
 }
 
 /// In a new user namespace, becomes its root (when root is mapped) so that

@@ -7,7 +7,7 @@ use oci_spec::runtime::Linux;
 
 use super::channel::{Channel, FromInit, ToInit};
 use super::clone::{clone3, Cloned};
-use super::namespaces::{self, ParentNamespaces};
+use super::namespaces::ParentNamespaces;
 use super::InitConfig;
 use crate::{Context, Error, Result};
 
@@ -69,12 +69,6 @@ pub fn spawn(
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .ctx(|| "PR_SET_CHILD_SUBREAPER")?;
     }
-    // The init is a copy of berth inside the container's pid namespace until
-    // it execs: nothing there may open it through /proc/<pid>/exe
-    // (CVE-2019-5736), so it is born not dumpable. (execve of the user's
-    // program makes it dumpable again.)
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .ctx(|| "PR_SET_DUMPABLE")?;
     let clone_into = cgroup.and_then(|c| c.clone_into_fd());
     let joined = ParentNamespaces::enter(cfg.plan, linux)?;
     // SAFETY: berth is single-threaded.
@@ -130,7 +124,7 @@ fn converse(
     seccomp_listener: &mut impl FnMut(i32, BorrowedFd) -> Result<()>,
 ) -> Result<()> {
     if cfg.plan.new_user {
-        namespaces::write_id_maps(
+        cfg.plan.id_mapper.write(
             init.pid,
             linux.uid_mappings().as_deref().unwrap_or_default(),
             linux.gid_mappings().as_deref().unwrap_or_default(),

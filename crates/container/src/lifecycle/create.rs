@@ -112,9 +112,47 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     std::fs::rename(&tmp, &path).ctx(|| format!("--pid-file {}", path.display()))
 }
 
-/// Whether this berth can manage cgroups (it runs as root).
-fn manages_cgroups() -> bool {
-    rustix::process::geteuid().is_root()
+/// Whether this berth can manage cgroups: as root. An unprivileged berth
+/// (rootless) has no cgroup delegated to it on the hosts it supports, and
+/// says so when the spec asks for limits.
+fn manages_cgroups(linux: &Linux) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    let mut limits =
+        serde_json::to_value(linux.resources().clone().unwrap_or_default()).unwrap_or_default();
+    if let Some(map) = limits.as_object_mut() {
+        map.remove("devices");
+        map.retain(|_, v| !v.is_null());
+    }
+    if limits.as_object().is_some_and(|m| !m.is_empty()) {
+        tracing::warn!(
+            "rootless: berth runs as uid {} and manages no cgroups (none is delegated to it); \
+             linux.resources are not applied",
+            rustix::process::geteuid().as_raw()
+        );
+    }
+    false
+}
+
+/// An unprivileged berth can only make containers in a user namespace.
+fn check_rootless(linux: &Linux) -> Result<()> {
+    let euid = rustix::process::geteuid();
+    let has_userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User);
+    if euid.is_root() || has_userns {
+        return Ok(());
+    }
+    Err(Error::spec(
+        "linux.namespaces",
+        format!(
+            "berth runs as uid {} (rootless), which needs a user namespace; `berth spec --rootless` writes such a config",
+            euid.as_raw()
+        ),
+    ))
 }
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> {
@@ -142,7 +180,8 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
         ));
     }
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
-    let host = if manages_cgroups() {
+    check_rootless(&linux)?;
+    let host = if manages_cgroups(&linux) {
         Some(Host::detect().ctx(|| "cgroups")?)
     } else {
         None

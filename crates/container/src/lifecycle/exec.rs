@@ -287,11 +287,19 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     // open it through /proc/<pid>/exe (CVE-2019-5736): not dumpable.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .ctx(|| "PR_SET_DUMPABLE")?;
-    // Only children enter a pid or time namespace: join those first.
-    join(
-        init_pidfd.as_fd(),
-        namespace_flags(&linux, &[LinuxNamespaceType::Pid, LinuxNamespaceType::Time]),
-    )?;
+    // Only children enter a pid or time namespace: join those first. An
+    // unprivileged berth may only do so from inside the container's user
+    // namespace (it has nothing left to do that needs the host's).
+    let rootless = !rustix::process::geteuid().is_root();
+    let mut first = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Time];
+    if rootless {
+        first.push(LinuxNamespaceType::User);
+    }
+    join(init_pidfd.as_fd(), namespace_flags(&linux, &first))?;
+    // A user namespace with setgroups denied (a rootless container's)
+    // takes no setgroups(2).
+    let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", state.pid))
+        .map_or(true, |s| s.trim() != "deny");
     let clone_into = match &state.cgroup {
         Some(Placement::V2 { .. }) => Some(
             rustix::fs::open(
@@ -313,6 +321,8 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
             .map(|c| c.as_fd()),
         preserve_fds: opts.preserve_fds,
         seccomp: seccomp.as_ref(),
+        setgroups_allowed,
+        joined_user: rootless,
     };
     // SAFETY: berth is single-threaded.
     let cloned = unsafe { crate::init::clone::clone3(0, clone_into.as_ref().map(|f| f.as_fd()))? };
@@ -379,6 +389,9 @@ struct ExecChild<'a> {
     console: Option<BorrowedFd<'a>>,
     preserve_fds: u32,
     seccomp: Option<&'a seccomp::Filter>,
+    setgroups_allowed: bool,
+    /// The parent has joined the user namespace already.
+    joined_user: bool,
 }
 
 impl ExecChild<'_> {
@@ -410,9 +423,13 @@ impl ExecChild<'_> {
             LinuxNamespaceType::Uts,
             LinuxNamespaceType::Cgroup,
         ];
+        let others: Vec<_> = others
+            .into_iter()
+            .filter(|t| !(self.joined_user && *t == LinuxNamespaceType::User))
+            .collect();
         let flags = namespace_flags(self.linux, &others);
         join(self.init_pidfd, flags)?;
-        if flags & libc::CLONE_NEWUSER as u32 != 0 {
+        if flags & libc::CLONE_NEWUSER as u32 != 0 || self.joined_user {
             namespaces::become_root()?;
         }
         if self.process.terminal() == Some(true) {
@@ -425,6 +442,7 @@ impl ExecChild<'_> {
             preserve_fds: self.preserve_fds,
             keep_fds: &keep,
             seccomp: self.seccomp,
+            setgroups_allowed: self.setgroups_allowed,
         };
         let pty_slave = match (self.process.terminal() == Some(true), self.console) {
             (true, Some(console)) => Some(terminal::create(

@@ -19,6 +19,8 @@ pub struct ProcessContext<'a> {
     /// berth's own fds (close-on-exec) still needed before the exec.
     pub keep_fds: &'a [RawFd],
     pub seccomp: Option<&'a seccomp::Filter>,
+    /// False in a user namespace whose setgroups is denied.
+    pub setgroups_allowed: bool,
 }
 
 /// A process set up but for what must come last: the seccomp filter when it
@@ -106,7 +108,7 @@ pub fn prepare<'a>(
         serde_json::from_str::<LinuxCapabilities>("{}").expect("empty capabilities")
     });
     caps::limit_bounding(&capabilities)?;
-    user::set_groups(user, true)?;
+    user::set_groups(user, ctx.setgroups_allowed)?;
     let no_new_privs = process.no_new_privileges() == Some(true);
     // Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN,
     // so before the user switch; with it, right before the exec (or, with
