@@ -300,3 +300,67 @@ fn shared_rootfs_propagation_makes_the_root_shared() {
     let out = run_ok(&bundle);
     assert!(out.contains("shared:"), "{out}");
 }
+
+#[test]
+fn idmapped_bind_mounts_shift_ownership() {
+    // On-disk ids are read as the mapping's containerIDs and shown as its
+    // hostIDs, as runc does: a root-owned file shows as 100000 here, and
+    // root (unmapped in the mount) cannot create files on it.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("owned"), "x").unwrap();
+    let idmapped = |c: &mut serde_json::Value| {
+        push_mount(
+            c,
+            json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "idmap"],
+                             "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                             "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
+        );
+    };
+    let mut bundle = Bundle::new();
+    bundle.edit(idmapped);
+    bundle.sh("stat -c '%u %g' /data/owned; (touch /data/made) 2>&1; true");
+    let out = run_ok(&bundle);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "100000 100000");
+    assert!(lines[1].contains("Value too large"), "{out}");
+
+    // In a user namespace with the same mapping, the file is root's, and
+    // what root writes is stored as 0 on disk.
+    let mut bundle = Bundle::new();
+    // The rootfs is the host root's: the container's root cannot make the
+    // mount point.
+    std::fs::create_dir(bundle.rootfs().join("data")).unwrap();
+    bundle.edit(idmapped);
+    bundle.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    bundle.sh("stat -c '%u %g' /data/owned; touch /data/made && stat -c '%u %g' /data/made");
+    assert_eq!(run_ok(&bundle).lines().collect::<Vec<_>>(), ["0 0", "0 0"]);
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(host.path().join("made")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+}
+
+#[test]
+fn idmapped_mounts_need_a_bind_and_both_maps() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        push_mount(
+            c,
+            json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                             "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+        );
+    });
+    let ran = run(&bundle);
+    assert!(
+        ran.stderr.contains("only bind mounts can be idmapped"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -46,7 +46,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::process::lsm::apparmor_enabled()},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION")

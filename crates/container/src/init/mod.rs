@@ -44,6 +44,8 @@ pub struct InitConfig<'a> {
     pub console: Option<BorrowedFd<'a>>,
     pub exec_fifo: BorrowedFd<'a>,
     pub seccomp: Option<&'a crate::process::seccomp::Filter>,
+    /// Idmapped mounts (detached trees), by mount index.
+    pub idmaps: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 /// The init's entry point; never returns.
@@ -120,6 +122,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         cgroupns: cfg.plan.has_cgroupns,
         cgroup: cfg.cgroup,
         entry: cfg.entry,
+        idmaps: cfg.idmaps,
     };
     let hooks = spec.hooks().clone().unwrap_or_default();
     rootfs::prepare(&rootfs_cfg, || {

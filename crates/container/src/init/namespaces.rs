@@ -374,6 +374,33 @@ fn helper(program: &str, field: &str, pid: i32, maps: &[LinuxIdMapping]) -> Resu
     Ok(())
 }
 
+/// A user namespace with the given maps, for an idmapped mount: a helper
+/// process is parked in a new user namespace just long enough for berth to
+/// write its maps and open the namespace.
+pub fn userns_with_maps(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
+    // SAFETY: berth is single-threaded; the child only pauses.
+    let cloned = unsafe { super::clone::clone3(libc::CLONE_NEWUSER as u64, None)? };
+    let (pid, pidfd) = match cloned {
+        super::clone::Cloned::Child => loop {
+            // SAFETY: pause(2) waits for the SIGKILL below.
+            unsafe { libc::pause() };
+        },
+        super::clone::Cloned::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    let result = IdMapper::choose(uid, gid)
+        .write(pid, uid, gid)
+        .and_then(|()| {
+            open_ns(&PathBuf::from(format!("/proc/{pid}/ns/user")))
+                .ctx(|| "open the mount's user namespace")
+        });
+    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
+    result
+}
+
 /// In a new user namespace, becomes its root (when root is mapped) so that
 /// what the init creates is owned by the container's root.
 pub fn become_root() -> Result<()> {

@@ -200,6 +200,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
         .then(ConsoleSocket::pair)
         .transpose()?;
 
+    // Idmapped mounts are made while berth is still host root; the init
+    // inherits them and only attaches them.
+    let idmaps = crate::rootfs::idmapped_trees(spec, &bundle.path)?;
     let dir = store.create(id)?;
     let mut rollback = Rollback {
         dir: Some(dir),
@@ -234,6 +237,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
             .map(|c| c.as_fd()),
         exec_fifo: fifo.as_fd(),
         seccomp: seccomp.as_ref(),
+        idmaps: &idmaps,
     };
     let mut state = State {
         oci_version: spec.version().clone(),

@@ -32,6 +32,9 @@ pub struct RootfsConfig<'a> {
     pub cgroupns: bool,
     pub cgroup: Option<&'a Placement>,
     pub entry: Entry,
+    /// For each spec mount, its idmapped tree (a detached mount berth made
+    /// before the clone), if it is idmapped.
+    pub idmaps: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 /// Builds the root filesystem and enters it. `before_entry` runs once the
@@ -62,6 +65,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         in_userns: cfg.in_userns,
         cgroupns: cfg.cgroupns,
         cgroup: cfg.cgroup,
+        idmaps: cfg.idmaps,
     };
     let spec_mounts = cfg.spec.mounts().clone().unwrap_or_default();
     mounts::mount_all(&ctx, &spec_mounts)?;
@@ -150,4 +154,34 @@ pub fn detach_host_mounts(rootfs: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The idmapped trees of the spec's mounts, by index: made by berth as host
+/// root before the clone, attached by the init.
+pub fn idmapped_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<std::os::fd::OwnedFd>>> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, m)| {
+            let (Some(uid), Some(gid)) = (m.uid_mappings(), m.gid_mappings()) else {
+                return Ok(None);
+            };
+            if uid.is_empty() {
+                return Ok(None);
+            }
+            let source = m.source().as_deref().unwrap_or(Path::new(""));
+            let source = if source.is_absolute() {
+                source.to_path_buf()
+            } else {
+                bundle.join(source)
+            };
+            let opts = options::parse(m.options().as_deref().unwrap_or_default());
+            let recursive = opts.recursive || m.options().iter().flatten().any(|o| o == "ridmap");
+            let userns = crate::init::namespaces::userns_with_maps(uid, gid)?;
+            sys::idmapped_tree(&source, recursive, userns.as_fd())
+                .map(Some)
+                .ctx(|| format!("mounts[{i}].uidMappings"))
+        })
+        .collect()
 }

@@ -21,6 +21,7 @@ pub struct MountContext<'a> {
     pub in_userns: bool,
     pub cgroupns: bool,
     pub cgroup: Option<&'a berth_cgroups::Placement>,
+    pub idmaps: &'a [Option<OwnedFd>],
 }
 
 /// The destination relative to the container's root ("/proc" → "proc").
@@ -38,16 +39,18 @@ pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
 /// Mounts every entry of `mounts`, in order.
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
-        mount_one(ctx, m).ctx(|| format!("mounts[{i}].destination {:?}", m.destination()))?;
+        let idmap = ctx.idmaps.get(i).and_then(Option::as_ref);
+        mount_one(ctx, m, idmap)
+            .ctx(|| format!("mounts[{i}].destination {:?}", m.destination()))?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &MountContext, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &MountContext, m: &Mount, idmap: Option<&OwnedFd>) -> Result<()> {
     let dest = in_root(m.destination());
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     if is_bind(m, &opts) {
-        return bind(ctx, m, &dest, &opts);
+        return bind(ctx, m, &dest, &opts, idmap);
     }
     match m.typ().as_deref().unwrap_or("") {
         "cgroup" | "cgroup2" => cgroupfs::mount(ctx, &dest, &opts),
@@ -127,7 +130,13 @@ fn filesystem(
     finish(ctx.root, dest, opts)
 }
 
-fn bind(ctx: &MountContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+fn bind(
+    ctx: &MountContext,
+    m: &Mount,
+    dest: &Path,
+    opts: &MountOptions,
+    idmap: Option<&OwnedFd>,
+) -> Result<()> {
     let source = m
         .source()
         .as_deref()
@@ -145,7 +154,11 @@ fn bind(ctx: &MountContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Resu
     } else {
         mount_point_file(ctx.root, dest)?
     };
-    sys::bind(source_fd.as_fd(), point.as_fd(), opts.recursive)?;
+    if let Some(tree) = idmap {
+        sys::attach(tree.as_fd(), point.as_fd())?;
+    } else {
+        sys::bind(source_fd.as_fd(), point.as_fd(), opts.recursive)?;
+    }
     let flags_to_apply = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if flags_to_apply != 0 || opts.cleared != 0 {
         let new = mounted(ctx.root, dest)?;

@@ -18,6 +18,9 @@ pub struct MountOptions {
     pub data: Vec<String>,
     pub bind: bool,
     pub recursive: bool,
+    /// idmap / ridmap: the mount is idmapped (with the mount's
+    /// uidMappings/gidMappings), the latter recursively.
+    pub idmap: bool,
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -119,7 +122,7 @@ pub fn propagation_flag(name: &str) -> Option<u64> {
 
 /// Every option name berth understands (for `features`).
 pub fn known_options() -> Vec<&'static str> {
-    let mut names = vec!["bind", "rbind"];
+    let mut names = vec!["bind", "rbind", "idmap", "ridmap"];
     names.extend(PROPAGATION.iter().map(|(n, _)| *n));
     names.extend(FLAGS.iter().map(|(n, _, _)| *n));
     names.extend(RECURSIVE.iter().map(|(n, _, _)| *n));
@@ -135,6 +138,8 @@ pub fn parse(options: &[String]) -> MountOptions {
         } else if option == "rbind" {
             o.bind = true;
             o.recursive = true;
+        } else if option == "idmap" || option == "ridmap" {
+            o.idmap = true;
         } else if let Some(p) = propagation_flag(option) {
             o.propagation.push(p);
         } else if let Some(&(_, set, f)) = FLAGS.iter().find(|(n, _, _)| *n == option) {

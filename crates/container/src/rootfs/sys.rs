@@ -2,7 +2,7 @@
 //! descriptors (through their /proc/self/fd magic links), never at path
 //! strings a symlink could redirect.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags};
@@ -46,6 +46,61 @@ pub fn bind(source: BorrowedFd, target: BorrowedFd, recursive: bool) -> Result<(
     )
     .ctx(|| "bind mount")
 }
+
+/// A detached copy of the host path `source` (open_tree) with the id
+/// mapping of `userns` (mount_setattr, MOUNT_ATTR_IDMAP): an idmapped
+/// mount, made by berth as host root (the init, in a user namespace, may
+/// not idmap a host filesystem) and attached by the init ([`attach`]).
+pub fn idmapped_tree(
+    source: &std::path::Path,
+    recursive: bool,
+    userns: BorrowedFd,
+) -> Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+        .ctx(|| format!("open_tree {}", source.display()))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let at = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: attr is a valid mount_attr of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            at,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "idmap the mount (mount_setattr)");
+    }
+    Ok(tree)
+}
+
+/// Attaches a detached mount (from open_tree) onto `target`.
+pub fn attach(tree: BorrowedFd, target: BorrowedFd) -> Result<()> {
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        tree,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .ctx(|| "move the mount into place")
+}
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// Changes the per-mount flags of the mount at `target` (MS_REMOUNT, with
 /// MS_BIND so that only this mount, not its filesystem, changes).

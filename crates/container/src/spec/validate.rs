@@ -42,6 +42,25 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
                 "must not be empty",
             ));
         }
+        let has_uid_maps = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+        let has_gid_maps = m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+        if has_uid_maps != has_gid_maps {
+            return Err(Error::spec(
+                format!("mounts[{i}].uidMappings"),
+                "an idmapped mount needs both uid and gid mappings",
+            ));
+        }
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if has_uid_maps && !is_bind {
+            return Err(Error::spec(
+                format!("mounts[{i}].uidMappings"),
+                "only bind mounts can be idmapped",
+            ));
+        }
         if m.typ().as_deref() == Some("bind") && m.source().is_none() {
             return Err(Error::spec(
                 format!("mounts[{i}].source"),
