@@ -17,7 +17,7 @@ use oci_spec::runtime::Spec;
 
 use crate::{Context, Error, Result};
 
-pub use options::{known_options, propagation_flag};
+pub use options::{known_options, parse as parse_mount_options, propagation_flag, MountOptions};
 pub use pivot::Entry;
 
 /// What the rootfs setup needs from the spec and the namespace plan.

@@ -333,12 +333,13 @@ fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
 }
 
 /// The file under /proc/sys of a sysctl key (`net.ipv4.ip_forward` →
-/// `net/ipv4/ip_forward`); keys that could climb out are refused.
+/// `net/ipv4/ip_forward`). Every dot-separated part must be a plain name:
+/// no empty part (a leading dot would make the path absolute), no `..`.
 pub fn sysctl_path(key: &str) -> Result<PathBuf> {
-    let path = PathBuf::from(key.replace('.', "/"));
-    let safe = !key.contains("..") && !key.starts_with('/') && !key.is_empty();
-    if safe {
-        Ok(path)
+    let parts: Vec<&str> = key.split('.').collect();
+    let plain = |p: &&str| !p.is_empty() && !p.contains('/') && *p != ".." && !p.contains('\0');
+    if parts.iter().all(plain) {
+        Ok(parts.iter().collect())
     } else {
         Err(Error::spec(
             format!("linux.sysctl.{key}"),
@@ -443,7 +444,9 @@ mod tests {
         let host_wide =
             serde_json::json!({"linux": {"namespaces": [], "sysctl": {"vm.swappiness": "1"}}});
         assert_eq!(field_of(check(host_wide)), "linux.sysctl.vm.swappiness");
-        assert!(sysctl_path("net..x").is_err());
+        for bad in ["net..x", ".wazn", "net.", "", "net/../x", "net.ipv4/conf"] {
+            assert!(sysctl_path(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(
             sysctl_path("net.ipv4.ip_forward").unwrap(),
             PathBuf::from("net/ipv4/ip_forward")
