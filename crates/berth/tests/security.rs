@@ -309,3 +309,25 @@ fn an_apparmor_profile_without_apparmor_is_refused() {
     );
     assert_nothing_left(&berth, &id, &bundle);
 }
+
+#[test]
+fn an_selinux_label_without_selinux_is_refused_and_a_mount_label_ignored() {
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        return;
+    }
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0"));
+    let berth = Berth::new();
+    let id = unique_id("selinux");
+    let err = berth.fails(&["create", "-b", bundle.path().to_str().unwrap(), &id]);
+    assert!(
+        err.contains("process.selinuxLabel") && err.contains("not enabled"),
+        "{err}"
+    );
+    assert_nothing_left(&berth, &id, &bundle);
+    // A mount label alone is dropped: there is nothing to label with.
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0"));
+    bundle.args(&["true"]);
+    assert_eq!(run(&bundle).code, 0);
+}

@@ -44,7 +44,7 @@ pub fn features() -> Value {
                 ]
             },
             "apparmor": {"enabled": crate::process::lsm::apparmor_enabled()},
-            "selinux": {"enabled": false},
+            "selinux": {"enabled": crate::process::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": true}}
         },

@@ -259,11 +259,13 @@ fn write_proc(
         .ctx(|| format!("{field}: write {value:?}"))
 }
 
-/// process.oomScoreAdj and process.apparmorProfile, written as sysctls are.
+/// process.oomScoreAdj, process.apparmorProfile and process.selinuxLabel,
+/// written as sysctls are.
 pub(crate) fn process_settings(process: &oci_spec::runtime::Process) -> Result<()> {
     let oom = process.oom_score_adj();
     let apparmor = process.apparmor_profile().clone().filter(|p| !p.is_empty());
-    if oom.is_none() && apparmor.is_none() {
+    let selinux = process.selinux_label().clone().filter(|l| !l.is_empty());
+    if oom.is_none() && apparmor.is_none() && selinux.is_none() {
         return Ok(());
     }
     let procfs = ProcfsHandleBuilder::new()
@@ -282,6 +284,9 @@ pub(crate) fn process_settings(process: &oci_spec::runtime::Process) -> Result<(
     }
     if let Some(profile) = apparmor {
         lsm::set_apparmor_exec_profile(&procfs, &profile)?;
+    }
+    if let Some(label) = selinux {
+        lsm::set_selinux_exec_label(&procfs, &label)?;
     }
     Ok(())
 }

@@ -66,6 +66,10 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         cgroupns: cfg.cgroupns,
         cgroup: cfg.cgroup,
         idmaps: cfg.idmaps,
+        mount_label: linux
+            .mount_label()
+            .as_deref()
+            .filter(|l| !l.is_empty() && crate::process::lsm::selinux_enabled()),
     };
     let spec_mounts = cfg.spec.mounts().clone().unwrap_or_default();
     mounts::mount_all(&ctx, &spec_mounts)?;

@@ -22,6 +22,9 @@ pub struct MountContext<'a> {
     pub cgroupns: bool,
     pub cgroup: Option<&'a berth_cgroups::Placement>,
     pub idmaps: &'a [Option<OwnedFd>],
+    /// linux.mountLabel, when SELinux is enabled (without it the label
+    /// means nothing and is dropped, as crun does).
+    pub mount_label: Option<&'a str>,
 }
 
 /// The destination relative to the container's root ("/proc" → "proc").
@@ -115,7 +118,14 @@ fn filesystem(
         .as_deref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| fstype.to_string());
-    let data = opts.data.join(",");
+    let mut data = opts.data.clone();
+    if let Some(label) = ctx
+        .mount_label
+        .filter(|_| matches!(fstype, "tmpfs" | "devpts" | "mqueue" | "shm"))
+    {
+        data.push(crate::process::lsm::mount_context(label));
+    }
+    let data = data.join(",");
     match sys::mount(&source, point.as_fd(), fstype, opts.flags, &data) {
         // sysfs cannot be mounted in a user namespace that does not own the
         // network namespace; bind the host's instead, as runc does.

@@ -169,6 +169,14 @@ pub fn validate_process(process: &Process) -> Result<()> {
             ));
         }
     }
+    if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        if !crate::process::lsm::selinux_enabled() {
+            return Err(Error::spec(
+                "process.selinuxLabel",
+                format!("{label:?} was asked for, but SELinux is not enabled on this host"),
+            ));
+        }
+    }
     Ok(())
 }
 
