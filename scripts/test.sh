@@ -1,6 +1,8 @@
 #!/bin/sh
-# test.sh: installs what the tests need and runs them all. The integration
-# tests start real containers, so this runs as root.
+# test.sh: installs what the tests need and runs them all: the unit and
+# integration tests (which start real containers), then podman, Docker
+# and containerd driving berth (tests/engines/run.sh, which installs the
+# engines). As root.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -9,3 +11,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 scripts/deps.sh
 cargo test --workspace --locked
+BERTH="$PWD/target/debug/berth" tests/engines/run.sh

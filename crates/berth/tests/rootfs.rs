@@ -364,3 +364,32 @@ fn idmapped_mounts_need_a_bind_and_both_maps() {
         ran.stderr
     );
 }
+
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_what_was_there() {
+    let mut bundle = Bundle::new();
+    let etc = bundle.rootfs().join("etc");
+    std::fs::create_dir(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("sub/file"), "copied\n").unwrap();
+    std::os::unix::fs::symlink("/outside", etc.join("link")).unwrap();
+    std::os::unix::fs::chown(etc.join("sub/file"), Some(7), Some(8)).unwrap();
+    bundle.edit(|c| {
+        push_mount(
+            c,
+            json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["nosuid", "nodev", "mode=755", "size=1m", "tmpcopyup"]}),
+        );
+    });
+    bundle.sh("grep ' /etc ' /proc/self/mounts | cut -d' ' -f1,3; cat /etc/sub/file; stat -c '%u %g' /etc/sub/file; readlink /etc/link; head -1 /etc/passwd");
+    let out = run_ok(&bundle);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "tmpfs tmpfs",
+            "copied",
+            "7 8",
+            "/outside",
+            "root:x:0:0:root:/root:/bin/sh"
+        ]
+    );
+}

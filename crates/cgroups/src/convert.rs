@@ -62,7 +62,51 @@ pub fn max_or(value: i64) -> String {
     }
 }
 
-/// pids.max: a limit of zero or below means no limit, as in runc.
+/// The resources as runc reads them: a zero memory limit, reservation or
+/// swap, zero cpu shares, quota, period or realtime values, a zero pids
+/// limit, zero block IO weights (per device too, where they are written)
+/// and empty cpu or memory-node lists mean
+/// "not set" (engines send them so: docker's blockIO.weight is 0 unless
+/// asked for), not "limit to nothing".
+pub fn without_unset(r: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime::LinuxResources {
+    fn nz_i64(v: Option<i64>) -> Option<i64> {
+        v.filter(|v| *v != 0)
+    }
+    fn nz_u64(v: Option<u64>) -> Option<u64> {
+        v.filter(|v| *v != 0)
+    }
+    let mut r = r.clone();
+    if let Some(mut m) = *r.memory() {
+        m.set_limit(nz_i64(m.limit()));
+        m.set_reservation(nz_i64(m.reservation()));
+        m.set_swap(nz_i64(m.swap()));
+        #[allow(deprecated)]
+        m.set_kernel(nz_i64(m.kernel()));
+        m.set_kernel_tcp(nz_i64(m.kernel_tcp()));
+        r.set_memory(Some(m));
+    }
+    if let Some(mut c) = r.cpu().clone() {
+        c.set_shares(nz_u64(c.shares()));
+        c.set_quota(nz_i64(c.quota()));
+        c.set_period(nz_u64(c.period()));
+        c.set_realtime_runtime(nz_i64(c.realtime_runtime()));
+        c.set_realtime_period(nz_u64(c.realtime_period()));
+        c.set_cpus(c.cpus().clone().filter(|s| !s.is_empty()));
+        c.set_mems(c.mems().clone().filter(|s| !s.is_empty()));
+        r.set_cpu(Some(c));
+    }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        b.set_weight(b.weight().filter(|w| *w != 0));
+        b.set_leaf_weight(b.leaf_weight().filter(|w| *w != 0));
+        r.set_block_io(Some(b));
+    }
+    r
+}
+
+/// pids.max: a negative limit means no limit.
 pub fn pids_max(limit: i64) -> String {
     if limit > 0 {
         limit.to_string()
@@ -137,6 +181,25 @@ mod tests {
         assert!(page_size("2M").is_err());
         assert!(page_size("MB").is_err());
         assert!(page_size("../2MB").is_err());
+    }
+
+    #[test]
+    fn zeros_are_unset_as_runc_reads_them() {
+        let r: oci_spec::runtime::LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":0,"reservation":5},"cpu":{"shares":0,"quota":0,"cpus":""},
+                "pids":{"limit":0},"blockIO":{"weight":0}}"#,
+        )
+        .unwrap();
+        let r = without_unset(&r);
+        let m = r.memory().unwrap();
+        assert_eq!((m.limit(), m.reservation()), (None, Some(5)));
+        let c = r.cpu().as_ref().unwrap();
+        assert_eq!(
+            (c.shares(), c.quota(), c.cpus().clone()),
+            (None, None, None)
+        );
+        assert!(r.pids().is_none());
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), None);
     }
 
     #[test]

@@ -271,11 +271,11 @@ impl Cgroup {
             write(dir, "blkio.leaf_weight", &leaf.to_string())?;
         }
         for d in b.weight_device().iter().flatten() {
-            if let Some(weight) = d.weight() {
+            if let Some(weight) = d.weight().filter(|w| *w != 0) {
                 let line = format!("{}:{} {}", d.major(), d.minor(), weight);
                 write(dir, "blkio.weight_device", &line)?;
             }
-            if let Some(leaf) = d.leaf_weight() {
+            if let Some(leaf) = d.leaf_weight().filter(|w| *w != 0) {
                 let line = format!("{}:{} {}", d.major(), d.minor(), leaf);
                 write(dir, "blkio.leaf_weight_device", &line)?;
             }
@@ -335,6 +335,7 @@ impl Manager for Cgroup {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
+        let r = &convert::without_unset(r);
         if let Some(devices) = r.devices() {
             self.apply_devices(devices)?;
         }
@@ -672,10 +673,12 @@ mod tests {
     }
 
     #[test]
-    fn zero_pids_limit_is_max() {
+    fn zero_pids_limit_leaves_pids_max_alone_and_minus_one_is_max() {
         let tmp = tempfile::tempdir().unwrap();
-        let cg = fake_cgroup(tmp.path(), &["pids"], &[("pids", "pids.max", "")]);
+        let cg = fake_cgroup(tmp.path(), &["pids"], &[("pids", "pids.max", "12")]);
         cg.apply(&resources(r#"{"pids":{"limit":0}}"#)).unwrap();
+        assert_eq!(read_back(tmp.path(), "pids", "pids.max"), "12");
+        cg.apply(&resources(r#"{"pids":{"limit":-1}}"#)).unwrap();
         assert_eq!(read_back(tmp.path(), "pids", "pids.max"), "max");
     }
 

@@ -151,7 +151,7 @@ impl Cgroup {
             );
         }
         for d in b.weight_device().iter().flatten() {
-            if let Some(weight) = d.weight() {
+            if let Some(weight) = d.weight().filter(|w| *w != 0) {
                 let (file, weight) = if bfq {
                     ("io.bfq.weight", u64::from(weight))
                 } else {
@@ -194,6 +194,7 @@ impl Manager for Cgroup {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
+        let r = &convert::without_unset(r);
         let dir = self.dir();
         if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
             let fd = rustix::fs::open(

@@ -48,6 +48,23 @@ pub fn limit_bounding(caps: &LinuxCapabilities) -> Result<()> {
 /// ambient ones. Runs after the switch to the container's user (which keeps
 /// the permitted set through PR_SET_KEEPCAPS).
 pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
+    // What berth does not hold itself cannot be granted: name it, rather
+    // than let capset(2) fail with a bare EPERM.
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let wanted: CapsHashSet = convert(caps.permitted())
+        .union(&convert(caps.effective()))
+        .copied()
+        .filter(|c| kernel_knows(*c))
+        .collect();
+    let mut missing: Vec<String> = wanted.difference(&held).map(|c| c.to_string()).collect();
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::Message(format!(
+            "process.capabilities: {} cannot be granted: berth does not hold {} itself",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" },
+        )));
+    }
     let set = |which: CapSet, field: &str, value: &CapsHashSet| {
         let value: CapsHashSet = value.iter().copied().filter(|c| kernel_knows(*c)).collect();
         caps::set(None, which, &value)

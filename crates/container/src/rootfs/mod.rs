@@ -2,6 +2,7 @@
 //! masked and read-only paths, then the switch of root.
 
 mod cgroupfs;
+mod copyup;
 pub mod devices;
 mod masked;
 mod mounts;

@@ -125,6 +125,14 @@ fn filesystem(
     {
         data.push(crate::process::lsm::mount_context(label));
     }
+    if fstype == "tmpfs" && opts.copy_up {
+        let opts = MountOptions {
+            data,
+            ..opts.clone()
+        };
+        super::copyup::tmpfs_with_copy(point.as_fd(), &source, &opts)?;
+        return finish(ctx.root, dest, &opts);
+    }
     let data = data.join(",");
     match sys::mount(&source, point.as_fd(), fstype, opts.flags, &data) {
         // sysfs cannot be mounted in a user namespace that does not own the

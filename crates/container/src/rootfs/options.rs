@@ -21,6 +21,9 @@ pub struct MountOptions {
     /// idmap / ridmap: the mount is idmapped (with the mount's
     /// uidMappings/gidMappings), the latter recursively.
     pub idmap: bool,
+    /// tmpcopyup (runc's): a tmpfs starts with a copy of what the
+    /// directory held.
+    pub copy_up: bool,
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -122,7 +125,7 @@ pub fn propagation_flag(name: &str) -> Option<u64> {
 
 /// Every option name berth understands (for `features`).
 pub fn known_options() -> Vec<&'static str> {
-    let mut names = vec!["bind", "rbind", "idmap", "ridmap"];
+    let mut names = vec!["bind", "rbind", "idmap", "ridmap", "tmpcopyup"];
     names.extend(PROPAGATION.iter().map(|(n, _)| *n));
     names.extend(FLAGS.iter().map(|(n, _, _)| *n));
     names.extend(RECURSIVE.iter().map(|(n, _, _)| *n));
@@ -140,6 +143,8 @@ pub fn parse(options: &[String]) -> MountOptions {
             o.recursive = true;
         } else if option == "idmap" || option == "ridmap" {
             o.idmap = true;
+        } else if option == "tmpcopyup" {
+            o.copy_up = true;
         } else if let Some(p) = propagation_flag(option) {
             o.propagation.push(p);
         } else if let Some(&(_, set, f)) = FLAGS.iter().find(|(n, _, _)| *n == option) {
