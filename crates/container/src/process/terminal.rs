@@ -6,14 +6,14 @@
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::pty::OpenptFlags;
 
-use std::os::unix::fs::PermissionsExt;
-
+use crate::rootfs::resolve::RootDir;
 use crate::{Context, Result};
 
 /// Opens a pty in the container (which must be the root by now) and sends its
@@ -56,22 +56,16 @@ pub fn create(
 /// CVE-2025-52565) is replaced by a plain file first, and the bind goes
 /// through file descriptors, never through paths.
 fn bind_console(slave: &std::ffi::CStr) -> Result<()> {
-    let root = pathrs::Root::open("/").ctx(|| "open /")?;
-    let console = "dev/console";
+    let root = RootDir::open(Path::new("/")).ctx(|| "open /")?;
+    let console = Path::new("dev/console");
     if let Ok(existing) = root.resolve_nofollow(console) {
         let st = rustix::fs::fstat(&existing).ctx(|| "stat /dev/console")?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             root.remove_file(console).ctx(|| "remove /dev/console")?;
         }
     }
-    match root.create(
-        console,
-        &pathrs::InodeType::File(std::fs::Permissions::from_mode(0o600)),
-    ) {
-        Ok(()) => {}
-        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {}
-        Err(e) => return Err(e).ctx(|| "create /dev/console"),
-    }
+    root.create_file(console, 0o600)
+        .ctx(|| "create /dev/console")?;
     let target = root
         .resolve_nofollow(console)
         .ctx(|| "resolve /dev/console")?;

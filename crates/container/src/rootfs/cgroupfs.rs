@@ -41,9 +41,7 @@ pub fn mount(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()>
                         let link = dest.join(c);
                         // A combined hierarchy ("cpu,cpuacct") is reachable
                         // under each controller's name too.
-                        let _ = ctx
-                            .root
-                            .create(&link, &pathrs::InodeType::Symlink(name.clone().into()));
+                        let _ = ctx.root.symlink(&link, &name);
                     }
                 }
             }

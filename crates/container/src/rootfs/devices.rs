@@ -1,13 +1,13 @@
 //! /dev: the default device nodes, linux.devices, and the usual links.
 
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
-use pathrs::{InodeType, Root};
+use rustix::fs::FileType;
 
 use super::mounts;
+use super::resolve::RootDir;
 use super::sys;
 use crate::{Context, Error, Result};
 
@@ -71,7 +71,7 @@ pub fn cgroup_rule_for(device: &LinuxDevice) -> Option<LinuxDeviceCgroup> {
 
 /// Creates the spec's devices, then the default ones the spec did not
 /// replace, then /dev's links and directories.
-pub fn populate(root: &Root, devices: &[LinuxDevice], in_userns: bool) -> Result<()> {
+pub fn populate(root: &RootDir, devices: &[LinuxDevice], in_userns: bool) -> Result<()> {
     for (i, d) in devices.iter().enumerate() {
         create(root, d, in_userns).ctx(|| format!("linux.devices[{i}].path {:?}", d.path()))?;
     }
@@ -100,51 +100,46 @@ pub fn populate(root: &Root, devices: &[LinuxDevice], in_userns: bool) -> Result
         symlink(root, link, target)?;
     }
     // /dev/ptmx must be the devpts instance's own multiplexer.
-    match root.remove_file("dev/ptmx") {
+    match root.remove_file(Path::new("dev/ptmx")) {
         Ok(()) => {}
-        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e).ctx(|| "remove /dev/ptmx"),
     }
     symlink(root, "dev/ptmx", "pts/ptmx")
 }
 
-fn symlink(root: &Root, link: &str, target: &str) -> Result<()> {
-    match root.create(link, &InodeType::Symlink(target.into())) {
+fn symlink(root: &RootDir, link: &str, target: &str) -> Result<()> {
+    match root.symlink(Path::new(link), target) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
         Err(e) => Err(e).ctx(|| format!("symlink /{link} -> {target}")),
     }
 }
 
 /// Makes one device node; an existing one is kept. In a user namespace,
 /// where mknod is not allowed, the host's node of the same path is bound.
-fn create(root: &Root, d: &LinuxDevice, in_userns: bool) -> Result<()> {
+fn create(root: &RootDir, d: &LinuxDevice, in_userns: bool) -> Result<()> {
     let path = mounts::in_root(d.path());
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        mounts::mount_point_dir(root, parent)?;
-    }
     if in_userns {
         let point = mounts::mount_point_file(root, &path)?;
         let host = sys::open_path(d.path())?;
         return sys::bind(host.as_fd(), point.as_fd(), false);
     }
-    let perm = std::fs::Permissions::from_mode(d.file_mode().unwrap_or(0o666) & 0o7777);
+    let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
     let dev = rustix::fs::makedev(d.major() as u32, d.minor() as u32);
-    let inode = match d.typ() {
-        LinuxDeviceType::C | LinuxDeviceType::U => InodeType::CharacterDevice(perm, dev),
-        LinuxDeviceType::B => InodeType::BlockDevice(perm, dev),
-        LinuxDeviceType::P => InodeType::Fifo(perm),
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => FileType::CharacterDevice,
+        LinuxDeviceType::B => FileType::BlockDevice,
+        LinuxDeviceType::P => FileType::Fifo,
         LinuxDeviceType::A => {
             return Err(Error::Message(
                 "type \"a\" is not a device node type".into(),
             ));
         }
     };
-    match root.create(&path, &inode) {
+    match root.mknod(&path, kind, mode, dev) {
         Ok(()) => {}
-        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {
-            return Ok(())
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(()),
         Err(e) => return Err(e).ctx(|| "mknod"),
     }
     let uid = d.uid().unwrap_or(0);

@@ -3,9 +3,8 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use pathrs::Root;
-
 use super::mounts;
+use super::resolve::RootDir;
 use super::sys;
 use crate::{Context, Error, Result};
 
@@ -25,17 +24,17 @@ pub fn open_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn resolve_existing(root: &Root, path: &Path) -> Result<Option<pathrs::Handle>> {
+fn resolve_existing(root: &RootDir, path: &Path) -> Result<Option<OwnedFd>> {
     match root.resolve(path) {
-        Ok(h) => Ok(Some(h)),
-        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => Ok(None),
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e).ctx(|| "resolve"),
     }
 }
 
 /// Hides each path: a directory under an empty read-only tmpfs, anything
 /// else under /dev/null. Paths that do not exist are skipped.
-pub fn mask(root: &Root, paths: &[String], dev_null: BorrowedFd) -> Result<()> {
+pub fn mask(root: &RootDir, paths: &[String], dev_null: BorrowedFd) -> Result<()> {
     for (i, p) in paths.iter().enumerate() {
         let rel = mounts::in_root(Path::new(p));
         let result = (|| {
@@ -55,7 +54,7 @@ pub fn mask(root: &Root, paths: &[String], dev_null: BorrowedFd) -> Result<()> {
 }
 
 /// Makes each path a read-only bind of itself, keeping its other flags.
-pub fn make_readonly(root: &Root, paths: &[String]) -> Result<()> {
+pub fn make_readonly(root: &RootDir, paths: &[String]) -> Result<()> {
     for (i, p) in paths.iter().enumerate() {
         let rel = mounts::in_root(Path::new(p));
         let result = (|| {

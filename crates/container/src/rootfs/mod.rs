@@ -8,6 +8,7 @@ mod masked;
 mod mounts;
 mod options;
 mod pivot;
+pub(crate) mod resolve;
 mod sys;
 
 use std::os::fd::AsFd;
@@ -59,7 +60,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         sys::bind(rootfs.as_fd(), rootfs.as_fd(), true)
             .ctx(|| format!("root.path {:?}", cfg.rootfs))?;
     }
-    let root = pathrs::Root::open(cfg.rootfs).ctx(|| format!("root.path {:?}", cfg.rootfs))?;
+    let root = resolve::RootDir::open(cfg.rootfs).ctx(|| format!("root.path {:?}", cfg.rootfs))?;
     let ctx = mounts::MountContext {
         root: &root,
         bundle: cfg.bundle,

@@ -1,22 +1,21 @@
 //! The spec's `mounts`, each made inside the rootfs: destinations are
-//! resolved in the root with pathrs (no symlink can lead out of it), created
-//! when missing, and mounted on through their file descriptors.
+//! resolved in the root by the kernel ([`RootDir`]: no symlink can lead out
+//! of it), created when missing, and mounted on through their descriptors.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Mount;
-use pathrs::{InodeType, Root};
 
 use super::cgroupfs;
 use super::options::{self, MountOptions};
+use super::resolve::RootDir;
 use super::sys;
 use crate::{Context, Error, Result};
 
 /// What mounting needs to know beyond the mount itself.
 pub struct MountContext<'a> {
-    pub root: &'a Root,
+    pub root: &'a RootDir,
     pub bundle: &'a Path,
     pub in_userns: bool,
     pub cgroupns: bool,
@@ -63,30 +62,19 @@ fn mount_one(ctx: &MountContext, m: &Mount, idmap: Option<&OwnedFd>) -> Result<(
 }
 
 /// Creates a directory mount point and returns its handle.
-pub fn mount_point_dir(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
-    root.mkdir_all(dest, &std::fs::Permissions::from_mode(0o755))
-        .ctx(|| "create the mount point")
+pub fn mount_point_dir(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
+    root.mkdir_all(dest, 0o755).ctx(|| "create the mount point")
 }
 
 /// Creates a file mount point (for binding a file) and returns its handle.
-pub fn mount_point_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        mount_point_dir(root, parent)?;
-    }
-    match root.create(
-        dest,
-        &InodeType::File(std::fs::Permissions::from_mode(0o644)),
-    ) {
-        Ok(()) => {}
-        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {}
-        Err(e) => return Err(e).ctx(|| "create the mount point"),
-    }
-    root.resolve(dest).ctx(|| "resolve the mount point")
+pub fn mount_point_file(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
+    root.create_file(dest, 0o644)
+        .ctx(|| "create the mount point")
 }
 
 /// Re-resolves `dest` after something was mounted on it: the handle of the
 /// mount point itself still refers to what lies underneath.
-pub fn mounted(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
+pub fn mounted(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
     root.resolve(dest).ctx(|| "resolve the new mount")
 }
 
@@ -198,7 +186,7 @@ fn locked_flags(ctx: &MountContext, fd: std::os::fd::BorrowedFd) -> Result<u64> 
 
 /// Propagation and recursive attributes, which apply to a mount once it is
 /// in place.
-pub fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
+pub fn finish(root: &RootDir, dest: &Path, opts: &MountOptions) -> Result<()> {
     if opts.propagation.is_empty() && opts.recursive_set == 0 && opts.recursive_clear == 0 {
         return Ok(());
     }
