@@ -15,8 +15,12 @@ use crate::{Context, Error, Result};
 /// From berth to the init.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
-    /// The id maps are written and the init is in its cgroup: go on.
+    /// The id maps are written: the init may build the container. (Its
+    /// cgroup may still be getting ready meanwhile: see `CgroupReady`.)
     Go,
+    /// The init is in its cgroup and the limits are written. The init
+    /// waits for this before the create hooks and anything of the user's.
+    CgroupReady,
     /// The runtime-namespace create hooks ran; `state` is what the init's own
     /// create hooks get on stdin.
     HooksDone { state: String },

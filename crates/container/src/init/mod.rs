@@ -1,8 +1,9 @@
 //! The process that builds the container.
 //!
-//! berth clones it into its namespaces ([`spawn`]); it waits for its id maps
-//! and cgroup, builds the root filesystem, sets up the process (rlimits,
-//! user, capabilities, seccomp), reports ready and blocks on the exec fifo.
+//! berth clones it into its namespaces ([`spawn`]); it waits for its id maps,
+//! builds the root filesystem while berth readies its cgroup, waits for the
+//! cgroup, sets up the process (rlimits, user, capabilities, seccomp),
+//! reports ready and blocks on the exec fifo.
 //! `start` releases it and it execs the user's program.
 
 pub mod channel;
@@ -27,7 +28,7 @@ use crate::spec::{sysctl_path, Bundle};
 use crate::{hooks, Context, Error, Result};
 use channel::{Channel, FromInit, ToInit};
 pub use namespaces::NamespacePlan;
-pub use spawn::{spawn, Spawned};
+pub use spawn::{spawn, CgroupSetup, Spawned};
 
 /// Everything the init needs; it lives in berth's memory, which the clone
 /// copies.
@@ -86,7 +87,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     rustix::process::umask(rustix::fs::Mode::empty());
     match chan.recv()? {
         Some(ToInit::Go) => {}
-        other => return Err(unexpected("its id maps and cgroup", other)),
+        other => return Err(unexpected("its id maps", other)),
     }
     // The init is a copy of berth inside the container's pid namespace
     // until it execs: nothing there may open it through /proc/<pid>/exe
@@ -126,6 +127,10 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     };
     let hooks = spec.hooks().clone().unwrap_or_default();
     rootfs::prepare(&rootfs_cfg, || {
+        match chan.recv()? {
+            Some(ToInit::CgroupReady) => {}
+            other => return Err(unexpected("its cgroup", other)),
+        }
         chan.send(&FromInit::RunHooks)?;
         let state = match chan.recv()? {
             Some(ToInit::HooksDone { state }) => state,

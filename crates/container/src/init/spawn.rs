@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use berth_cgroups::Manager;
-use oci_spec::runtime::Linux;
+use oci_spec::runtime::{Linux, LinuxResources};
 
 use super::channel::{Channel, FromInit, ToInit};
 use super::clone::{clone3, Cloned};
@@ -52,13 +52,19 @@ fn reap(pid: i32) {
     }
 }
 
+/// The container's cgroup (created, still empty) and the limits to write.
+pub struct CgroupSetup<'a> {
+    pub manager: &'a dyn Manager,
+    pub resources: &'a LinuxResources,
+}
+
 /// Clones the init and takes it through setup. `create_hooks` runs the
 /// runtime-namespace create hooks for the init's pid and returns the state
 /// for the init's own. On error the init is dead and reaped.
 pub fn spawn(
     cfg: &InitConfig,
     linux: &Linux,
-    cgroup: Option<&dyn Manager>,
+    cgroup: Option<CgroupSetup>,
     mut create_hooks: impl FnMut(i32) -> Result<String>,
     mut seccomp_listener: impl FnMut(i32, BorrowedFd) -> Result<()>,
 ) -> Result<Spawned> {
@@ -69,7 +75,24 @@ pub fn spawn(
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .ctx(|| "PR_SET_CHILD_SUBREAPER")?;
     }
-    let clone_into = cgroup.and_then(|c| c.clone_into_fd());
+    let clone_into = cgroup.as_ref().and_then(|c| c.manager.clone_into_fd());
+    // v1 writes device rules one at a time (deny all, then each allow):
+    // they must be complete before the init, which makes device nodes,
+    // joins. Everything else (and v2's device program, attached at once)
+    // can come while the init works.
+    let rest = match &cgroup {
+        Some(c) if clone_into.is_none() => {
+            let mut devices = LinuxResources::default();
+            devices.set_devices(c.resources.devices().clone());
+            c.manager
+                .apply(&devices)
+                .ctx(|| "linux.resources.devices")?;
+            let mut rest = c.resources.clone();
+            rest.set_devices(None);
+            Some(rest)
+        }
+        _ => None,
+    };
     let joined = ParentNamespaces::enter(cfg.plan, linux)?;
     // SAFETY: berth is single-threaded.
     let cloned = unsafe { clone3(cfg.plan.clone_flags, clone_into.as_ref().map(|f| f.as_fd())) };
@@ -88,12 +111,15 @@ pub fn spawn(
         intermediate: None,
     };
     let result = left.and_then(|()| {
-        // With CLONE_INTO_CGROUP the init is in its cgroup already.
-        let to_join = cgroup.filter(|_| clone_into.is_none());
+        let late = cgroup.as_ref().map(|c| CgroupSetup {
+            manager: c.manager,
+            resources: rest.as_ref().unwrap_or(c.resources),
+        });
         converse(
             cfg,
             linux,
-            to_join,
+            late.as_ref(),
+            clone_into.is_some(),
             &ours,
             &mut init,
             &mut create_hooks,
@@ -114,10 +140,12 @@ pub fn spawn(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn converse(
     cfg: &InitConfig,
     linux: &Linux,
-    join_cgroup: Option<&dyn Manager>,
+    cgroup: Option<&CgroupSetup>,
+    cloned_into_cgroup: bool,
     chan: &Channel,
     init: &mut Pending,
     create_hooks: &mut impl FnMut(i32) -> Result<String>,
@@ -130,12 +158,29 @@ fn converse(
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
     }
-    if let Some(cgroup) = join_cgroup {
-        cgroup
+    // The cgroup work (on v1 a migration that waits for an RCU grace
+    // period; everywhere the limits and the device program) is done while
+    // the init builds the rootfs, which needs neither. The init must be in
+    // its cgroup before it forks or makes a cgroup namespace, though.
+    let join = cgroup.filter(|_| !cloned_into_cgroup).map(|c| c.manager);
+    let join_now =
+        cfg.plan.fork_into_pid_ns || cfg.plan.unshare_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    let add_init = |manager: &dyn Manager| {
+        manager
             .add_process(init.pid)
-            .ctx(|| "join the container's cgroup")?;
+            .ctx(|| "join the container's cgroup")
+    };
+    if let Some(manager) = join.filter(|_| join_now) {
+        add_init(manager)?;
     }
     chan.send(&ToInit::Go)?;
+    if let Some(manager) = join.filter(|_| !join_now) {
+        add_init(manager)?;
+    }
+    if let Some(c) = cgroup {
+        c.manager.apply(c.resources).ctx(|| "linux.resources")?;
+    }
+    chan.send(&ToInit::CgroupReady)?;
     loop {
         match chan.recv::<FromInit>()? {
             Some(FromInit::Forked { pid }) => {

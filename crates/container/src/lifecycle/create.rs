@@ -11,7 +11,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::foreground::ConsoleSocket;
 use super::OciState;
-use crate::init::{self, InitConfig, NamespacePlan};
+use crate::init::{self, CgroupSetup, InitConfig, NamespacePlan};
 use crate::process::seccomp;
 use crate::rootfs::{devices, Entry};
 use crate::spec::Bundle;
@@ -43,6 +43,10 @@ pub struct Created {
     pub is_child: bool,
     /// The pty master, when berth is the console.
     pub console: Option<OwnedFd>,
+    /// The state dir, still locked, and what it records: `run` starts the
+    /// container with them, without reading them back.
+    pub(super) dir: ContainerDir,
+    pub(super) state: State,
 }
 
 /// What a failed create must undo, undone on drop unless disarmed.
@@ -210,11 +214,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
     };
     if let Some(host) = &host {
         let cgroup = berth_cgroups::create(host, &cgroups_path).ctx(|| "cgroups")?;
-        let cgroup = rollback.cgroup.insert(cgroup);
-        cgroup
-            .apply(&effective_resources(&linux))
-            .ctx(|| "linux.resources")?;
+        rollback.cgroup = Some(cgroup);
     }
+    let resources = effective_resources(&linux);
     let dir = rollback.dir.as_ref().expect("the state dir is held");
     dir.make_exec_fifo()?;
     let fifo = dir.open_exec_fifo()?;
@@ -255,7 +257,10 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
     let spawned = init::spawn(
         &cfg,
         &linux,
-        cgroup,
+        cgroup.map(|manager| CgroupSetup {
+            manager,
+            resources: &resources,
+        }),
         |pid| {
             let mut s = state.clone();
             s.pid = pid;
@@ -302,9 +307,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
         }
         return Err(e);
     }
-    // Success: keep the cgroup and the state dir (the lock goes with it).
+    // Success: keep the cgroup and the state dir.
     rollback.cgroup = None;
-    rollback.dir = None;
+    let dir = rollback.dir.take().expect("the state dir is held");
     // The init sent the pty master before it reported ready.
     let console = own_console.map(|c| c.receive()).transpose()?;
     Ok(Created {
@@ -312,5 +317,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
         pidfd: spawned.pidfd,
         is_child: spawned.is_child,
         console,
+        dir,
+        state,
     })
 }

@@ -21,7 +21,11 @@ pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool) -> Resul
         ..opts.clone()
     };
     let created = create(store, id, &opts)?;
-    if let Err(e) = start(store, id) {
+    // Started as `start` would, without reading back what create wrote;
+    // the lock is let go once the program runs.
+    let started = start::release(&created.dir, &created.state);
+    drop(created.dir);
+    if let Err(e) = started {
         let _ = delete(store, id, true);
         return Err(e);
     }

@@ -6,23 +6,26 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 
 use super::OciState;
-use crate::state::{Status, Store};
+use crate::state::{ContainerDir, State, Status, Store};
 use crate::{hooks, Context, Error, Result};
 
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let dir = store.lock(id)?;
     let container = dir.container()?;
     let status = container.status();
-    let state = match (&container.state, status) {
-        (Some(state), Status::Created) => state,
-        _ => {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: status.to_string(),
-                message: "only a created container can be started".into(),
-            })
-        }
-    };
+    match (&container.state, status) {
+        (Some(state), Status::Created) => release(&dir, state),
+        _ => Err(Error::WrongState {
+            id: id.into(),
+            status: status.to_string(),
+            message: "only a created container can be started".into(),
+        }),
+    }
+}
+
+/// Starts the created container of the locked `dir`.
+pub(super) fn release(dir: &ContainerDir, state: &State) -> Result<()> {
+    let id = &state.id;
     // The init holds the fifo open for reading: a non-blocking open for
     // writing succeeds exactly while it waits, and fails with ENXIO once it
     // has gone.
