@@ -13,19 +13,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     /// Where container state is kept [default: /run/berth, or
     /// $XDG_RUNTIME_DIR/berth when not run as root].
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub root: Option<PathBuf>,
     /// Write the log here instead of stderr.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub log: Option<PathBuf>,
     /// The log's format; json writes one {"level","msg","time"} object a line.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log debug messages too.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
     /// Manage cgroups through systemd (not supported yet).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub systemd_cgroup: bool,
     /// Print the version of berth and of the runtime spec it implements.
     #[arg(short = 'v', long)]
@@ -68,104 +68,167 @@ pub struct CreateArgs {
     pub preserve_fds: u32,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Create a container, leaving its process waiting for `start`.
-    Create {
-        id: String,
-        #[command(flatten)]
-        args: CreateArgs,
-    },
-    /// Run the process of a created container.
-    Start { id: String },
-    /// Print the state of a container as JSON.
-    State { id: String },
-    /// Send a signal (default SIGTERM) to a container.
-    Kill {
-        id: String,
-        #[arg(default_value = "SIGTERM")]
-        signal: String,
-        /// Signal every process of the container, not only its init.
-        #[arg(short, long)]
-        all: bool,
-    },
-    /// Remove a stopped container (any container with --force).
-    Delete {
-        id: String,
-        /// Kill the container first if it is still running.
-        #[arg(short, long)]
-        force: bool,
-    },
-    /// Create and start a container; in the foreground, wait for it and
-    /// remove it, exiting with its status.
-    Run {
-        id: String,
-        #[command(flatten)]
-        args: CreateArgs,
-        /// Return once the container has started.
-        #[arg(short, long)]
-        detach: bool,
-    },
-    /// List the containers.
-    #[command(alias = "ps-all")]
-    List {
-        /// Only the ids.
-        #[arg(short, long)]
-        quiet: bool,
-        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
-        format: ListFormat,
-    },
-    /// Write a default config.json.
-    Spec {
-        /// A spec for running berth as an unprivileged user.
-        #[arg(long)]
-        rootless: bool,
-        /// Where to write config.json.
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-    },
-    /// Print what this berth supports, as JSON.
-    Features,
-    /// Run another process in a running container.
-    Exec {
-        id: String,
-        /// The command and its arguments (unless --process is given).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-        #[command(flatten)]
-        args: ExecArgs,
-    },
-    /// Freeze every process of a running container.
-    Pause { id: String },
-    /// Thaw a paused container.
-    Resume { id: String },
-    /// Change the resource limits of a live container.
-    Update {
-        id: String,
-        #[command(flatten)]
-        args: UpdateArgs,
-    },
-    /// Print resource usage of a container as JSON: once with --stats, else
-    /// every --interval, with an "oom" event when the OOM killer strikes.
-    Events {
-        id: String,
-        /// Print the stats once and exit.
-        #[arg(long)]
-        stats: bool,
-        /// How often to print stats (e.g. 5s, 500ms).
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        interval: std::time::Duration,
-    },
-    /// List the processes of a container: its host pids as JSON, or the
-    /// lines of `ps` (with the given options, default -ef) that are its own.
-    Ps {
-        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
-        format: ListFormat,
-        id: String,
-        /// Options for ps (after --).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
+// The verbs. clap's derive builds every verb's arguments before it reads
+// argv, a tenth of a millisecond warm and three when cold, paid by every
+// call an engine makes; each verb here is built only when named (`defer`).
+macro_rules! verbs {
+    ($($variant:ident($args:ident) $name:literal $(alias $alias:literal)? => $about:literal,)*) => {
+        #[derive(Debug)]
+        pub enum Command {
+            $($variant($args),)*
+        }
+
+        impl clap::FromArgMatches for Command {
+            fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+                match matches.subcommand() {
+                    $(Some(($name, sub)) => Ok(Command::$variant($args::from_arg_matches(sub)?)),)*
+                    _ => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
+                }
+            }
+
+            fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+                *self = Self::from_arg_matches(matches)?;
+                Ok(())
+            }
+        }
+
+        impl Subcommand for Command {
+            fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+                cmd$(.subcommand(
+                    clap::Command::new($name)
+                        .about($about)
+                        $(.visible_alias($alias))?
+                        .defer(|c| <$args as Args>::augment_args(c)),
+                ))*
+            }
+
+            fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+                Self::augment_subcommands(cmd)
+            }
+
+            fn has_subcommand(name: &str) -> bool {
+                matches!(name, $($name $(| $alias)?)|*)
+            }
+        }
+    };
+}
+
+verbs! {
+    Create(CreateCmd) "create" => "Create a container, leaving its process waiting for `start`",
+    Start(IdArg) "start" => "Run the process of a created container",
+    State(IdArg) "state" => "Print the state of a container as JSON",
+    Kill(KillCmd) "kill" => "Send a signal (default SIGTERM) to a container",
+    Delete(DeleteCmd) "delete" => "Remove a stopped container (any container with --force)",
+    Run(RunCmd) "run" => "Create and start a container; in the foreground, wait for it and remove it, exiting with its status",
+    List(ListCmd) "list" alias "ps-all" => "List the containers",
+    Spec(SpecCmd) "spec" => "Write a default config.json",
+    Features(NoArgs) "features" => "Print what this berth supports, as JSON",
+    Exec(ExecCmd) "exec" => "Run another process in a running container",
+    Pause(IdArg) "pause" => "Freeze every process of a running container",
+    Resume(IdArg) "resume" => "Thaw a paused container",
+    Update(UpdateCmd) "update" => "Change the resource limits of a live container",
+    Events(EventsCmd) "events" => "Print resource usage of a container as JSON: once with --stats, else every --interval, with an \"oom\" event when the OOM killer strikes",
+    Ps(PsCmd) "ps" => "List the processes of a container: its host pids as JSON, or the lines of `ps` (with the given options, default -ef) that are its own",
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NoArgs {}
+
+#[derive(Debug, Args)]
+pub struct CreateCmd {
+    pub id: String,
+    #[command(flatten)]
+    pub args: CreateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KillCmd {
+    pub id: String,
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+    /// Signal every process of the container, not only its init.
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteCmd {
+    pub id: String,
+    /// Kill the container first if it is still running.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    pub id: String,
+    #[command(flatten)]
+    pub args: CreateArgs,
+    /// Return once the container has started.
+    #[arg(short, long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListCmd {
+    /// Only the ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecCmd {
+    /// A spec for running berth as an unprivileged user.
+    #[arg(long)]
+    pub rootless: bool,
+    /// Where to write config.json.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecCmd {
+    pub id: String,
+    /// The command and its arguments (unless --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub args: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateCmd {
+    pub id: String,
+    #[command(flatten)]
+    pub args: UpdateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsCmd {
+    pub id: String,
+    /// Print the stats once and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print stats (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PsCmd {
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    pub id: String,
+    /// Options for ps (after --).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
 }
 
 /// `exec`'s flags, as runc has them.

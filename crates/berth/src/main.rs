@@ -14,7 +14,10 @@ use berth_container::spec::{default_spec, DefaultSpec};
 use berth_container::state::Store;
 use clap::Parser;
 
-use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
+use cli::{
+    Cli, Command, CreateArgs, CreateCmd, DeleteCmd, EventsCmd, ExecArgs, ExecCmd, IdArg, KillCmd,
+    ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
+};
 
 fn create_options(args: CreateArgs) -> CreateOptions {
     CreateOptions {
@@ -223,26 +226,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         bail!("no command given; see `berth --help`");
     };
     let store = Store::new(state_root(cli.root));
-    let needs_cgroups = matches!(command, Command::Create { .. } | Command::Run { .. });
+    let needs_cgroups = matches!(command, Command::Create(_) | Command::Run(_));
     if cli.systemd_cgroup && needs_cgroups {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the default cgroupfs driver");
     }
     match command {
-        Command::Create { id, args } => {
+        Command::Create(CreateCmd { id, args }) => {
             lifecycle::create(&store, &id, &create_options(args))?;
         }
-        Command::Start { id } => lifecycle::start(&store, &id)?,
-        Command::State { id } => print_json(&lifecycle::state(&store, &id)?)?,
-        Command::Kill { id, signal, all } => {
+        Command::Start(IdArg { id }) => lifecycle::start(&store, &id)?,
+        Command::State(IdArg { id }) => print_json(&lifecycle::state(&store, &id)?)?,
+        Command::Kill(KillCmd { id, signal, all }) => {
             let signal = berth_container::signal::parse(&signal)?;
             lifecycle::kill(&store, &id, signal, all)?;
         }
-        Command::Delete { id, force } => lifecycle::delete(&store, &id, force)?,
-        Command::Run { id, args, detach } => {
+        Command::Delete(DeleteCmd { id, force }) => lifecycle::delete(&store, &id, force)?,
+        Command::Run(RunCmd { id, args, detach }) => {
             let code = lifecycle::run(&store, &id, &create_options(args), detach)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
-        Command::List { quiet, format } => {
+        Command::List(ListCmd { quiet, format }) => {
             let states = lifecycle::list(&store)?;
             if quiet {
                 for s in &states {
@@ -254,7 +257,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 print_table(&states);
             }
         }
-        Command::Spec { rootless, bundle } => {
+        Command::Spec(SpecCmd { rootless, bundle }) => {
             let kind = if rootless {
                 let uid = rustix::process::geteuid().as_raw();
                 let gid = rustix::process::getegid().as_raw();
@@ -272,19 +275,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 })?;
             serde_json::to_writer_pretty(file, &default_spec(kind))?;
         }
-        Command::Features => print_json(&berth_container::features::features())?,
-        Command::Exec { id, command, args } => {
+        Command::Features(NoArgs {}) => print_json(&berth_container::features::features())?,
+        Command::Exec(ExecCmd { id, command, args }) => {
             let code = lifecycle::exec(&store, &id, &exec_options(command, args))?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
-        Command::Pause { id } => lifecycle::pause(&store, &id)?,
-        Command::Resume { id } => lifecycle::resume(&store, &id)?,
-        Command::Update { id, args } => lifecycle::update(&store, &id, &update_resources(args)?)?,
-        Command::Events {
+        Command::Pause(IdArg { id }) => lifecycle::pause(&store, &id)?,
+        Command::Resume(IdArg { id }) => lifecycle::resume(&store, &id)?,
+        Command::Update(UpdateCmd { id, args }) => {
+            lifecycle::update(&store, &id, &update_resources(args)?)?
+        }
+        Command::Events(EventsCmd {
             id,
             stats,
             interval,
-        } => {
+        }) => {
             lifecycle::events(&store, &id, interval, stats, |event| {
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer(&mut out, event)
@@ -294,11 +299,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     .map_err(|e| berth_container::Error::Message(e.to_string()))
             })?;
         }
-        Command::Ps {
+        Command::Ps(PsCmd {
             format,
             id,
             ps_args,
-        } => {
+        }) => {
             let pids = lifecycle::pids(&store, &id)?;
             match format {
                 ListFormat::Json => print_json(&pids)?,
@@ -314,10 +319,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// numbers.
 fn check_preserved_fds(command: &Option<Command>) -> anyhow::Result<()> {
     let n = match command {
-        Some(Command::Create { args, .. }) | Some(Command::Run { args, .. }) => {
+        Some(Command::Create(CreateCmd { args, .. })) | Some(Command::Run(RunCmd { args, .. })) => {
             listen_fds() + args.preserve_fds
         }
-        Some(Command::Exec { args, .. }) => args.preserve_fds,
+        Some(Command::Exec(ExecCmd { args, .. })) => args.preserve_fds,
         _ => 0,
     };
     for fd in 3..3 + n as i32 {
