@@ -38,6 +38,11 @@ impl Bundle {
 /// Parses config.json; a malformed one is reported with the path of the
 /// offending field (`process.capabilities.bounding[2]: unknown variant ...`).
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
+    // Tracking the path costs an allocation per field: only a config that
+    // fails is parsed again to name where.
+    if let Ok(spec) = serde_json::from_slice(bytes) {
+        return Ok(spec);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
