@@ -1,11 +1,12 @@
 #!/bin/sh
 # deps.sh: installs the Debian packages berth builds and tests with, when
 # they are missing: libseccomp (linked by berth), busybox-static (the
-# rootfs of the demo and the tests), pkg-config, and uidmap (newuidmap and
-# newgidmap, for rootless containers with several id ranges).
+# rootfs of the demo and the tests), pkg-config, uidmap (newuidmap and
+# newgidmap, for rootless containers with several id ranges), and what
+# bench/run.sh uses (hyperfine, GNU time, file).
 set -eu
 missing=""
-for pkg in libseccomp-dev pkg-config busybox-static uidmap; do
+for pkg in libseccomp-dev pkg-config busybox-static uidmap hyperfine time file; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 [ -z "$missing" ] && exit 0

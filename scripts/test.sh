@@ -2,7 +2,8 @@
 # test.sh: installs what the tests need and runs them all: the unit and
 # integration tests (which start real containers), then podman, Docker
 # and containerd driving berth (tests/engines/run.sh, which installs the
-# engines). As root.
+# engines), then the benchmark harness in its short mode, only to prove it
+# works (the numbers are in BENCHMARKS.md). As root.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -12,3 +13,6 @@ fi
 scripts/deps.sh
 cargo test --workspace --locked
 BERTH="$PWD/target/debug/berth" tests/engines/run.sh
+bench_out=$(mktemp -d /tmp/berth-bench-ci.XXXXXX)
+BERTH="$PWD/target/debug/berth" bench/run.sh --quick --out "$bench_out" >/dev/null
+rm -rf "$bench_out"
