@@ -27,6 +27,10 @@ pub struct Cli {
     /// Manage cgroups through systemd (not supported yet).
     #[arg(long)]
     pub systemd_cgroup: bool,
+    /// Where CDI device specs are read, lowest priority first (comma
+    /// separated).
+    #[arg(long, value_delimiter = ',', default_value = "/etc/cdi,/var/run/cdi")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// Print the version of berth and of the runtime spec it implements.
     #[arg(short = 'v', long)]
     pub version: bool,
@@ -128,7 +132,31 @@ verbs! {
     Resume(IdArg) "resume" => "Thaw a paused container",
     Update(UpdateCmd) "update" => "Change the resource limits of a live container",
     Events(EventsCmd) "events" => "Print resource usage of a container as JSON: once with --stats, else every --interval, with an \"oom\" event when the OOM killer strikes",
+    Cdi(CdiCmd) "cdi" => "CDI devices: list what the host's specs offer, or generate a spec for the host's NVIDIA GPUs",
     Ps(PsCmd) "ps" => "List the processes of a container: its host pids as JSON, or the lines of `ps` (with the given options, default -ef) that are its own",
+}
+
+#[derive(Debug, Args)]
+pub struct CdiCmd {
+    #[command(subcommand)]
+    pub verb: CdiVerb,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CdiVerb {
+    /// Print each device the spec files offer, with its file.
+    List,
+    /// Write a CDI spec (kind nvidia.com/gpu) for this host's NVIDIA GPUs:
+    /// one device per GPU by index and by UUID, and `all`.
+    Generate {
+        /// Where to write it ("-": stdout); .yaml writes YAML.
+        #[arg(long, short, default_value = "/var/run/cdi/nvidia.json")]
+        output: PathBuf,
+        /// Look for the driver's devices, libraries and /proc files under
+        /// this directory instead of / (host paths keep it as a prefix).
+        #[arg(long, default_value = "/")]
+        host_root: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -6,21 +6,24 @@ mod logging;
 mod units;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
+use berth_container::cdi;
 use berth_container::lifecycle::{self, CreateOptions, ExecOptions, ExecRequest, OciState};
 use berth_container::spec::{default_spec, DefaultSpec};
 use berth_container::state::Store;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, CreateArgs, CreateCmd, DeleteCmd, EventsCmd, ExecArgs, ExecCmd, IdArg, KillCmd,
-    ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
+    CdiCmd, CdiVerb, Cli, Command, CreateArgs, CreateCmd, DeleteCmd, EventsCmd, ExecArgs, ExecCmd,
+    IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
 };
 
-fn create_options(args: CreateArgs) -> CreateOptions {
+fn create_options(args: CreateArgs, cdi_spec_dirs: &[PathBuf]) -> CreateOptions {
     CreateOptions {
+        cdi_spec_dirs: cdi::SpecDirs(cdi_spec_dirs.to_vec()),
         bundle: args.bundle,
         console_socket: args.console_socket,
         foreground: false,
@@ -221,6 +224,56 @@ fn state_root(given: Option<std::path::PathBuf>) -> std::path::PathBuf {
 }
 
 /// Runs the command; `Ok(code)` is the exit status.
+/// `berth cdi list` and `berth cdi generate`.
+fn cdi_command(verb: CdiVerb, dirs: &[PathBuf]) -> anyhow::Result<()> {
+    match verb {
+        CdiVerb::List => {
+            let registry = cdi::registry::Registry::load(dirs);
+            for error in &registry.errors {
+                eprintln!("berth: warning: {error}");
+            }
+            let mut out = std::io::stdout().lock();
+            for (name, file) in registry.list() {
+                writeln!(out, "{name}\t{}", file.display())?;
+            }
+        }
+        CdiVerb::Generate { output, host_root } => {
+            let root = host_root.to_str().context("--host-root is not UTF-8")?;
+            let spec =
+                cdi::nvidia::generate(root).map_err(|e| anyhow::anyhow!("cdi generate: {e}"))?;
+            let bytes = cdi::spec::serialize(&spec, &output)
+                .map_err(|e| anyhow::anyhow!("cdi generate: {e}"))?;
+            if output.as_os_str() == "-" {
+                std::io::stdout().write_all(&bytes)?;
+            } else {
+                write_atomically(&output, &bytes)
+                    .with_context(|| format!("cdi generate: {}", output.display()))?;
+                let names: Vec<&str> = spec.devices.iter().map(|d| d.name.as_str()).collect();
+                eprintln!(
+                    "berth: wrote {}: nvidia.com/gpu={{{}}}, with {} shared device nodes and {} mounts",
+                    output.display(),
+                    names.join(","),
+                    spec.container_edits.device_nodes.len(),
+                    spec.container_edits.mounts.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `path` whole or not at all (a reader never sees half a spec).
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let Some(command) = cli.command else {
         bail!("no command given; see `berth --help`");
@@ -232,7 +285,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
     match command {
         Command::Create(CreateCmd { id, args }) => {
-            lifecycle::create(&store, &id, &create_options(args))?;
+            lifecycle::create(&store, &id, &create_options(args, &cli.cdi_spec_dirs))?;
         }
         Command::Start(IdArg { id }) => lifecycle::start(&store, &id)?,
         Command::State(IdArg { id }) => print_json(&lifecycle::state(&store, &id)?)?,
@@ -242,7 +295,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Delete(DeleteCmd { id, force }) => lifecycle::delete(&store, &id, force)?,
         Command::Run(RunCmd { id, args, detach }) => {
-            let code = lifecycle::run(&store, &id, &create_options(args), detach)?;
+            let code = lifecycle::run(
+                &store,
+                &id,
+                &create_options(args, &cli.cdi_spec_dirs),
+                detach,
+            )?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List(ListCmd { quiet, format }) => {
@@ -299,6 +357,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     .map_err(|e| berth_container::Error::Message(e.to_string()))
             })?;
         }
+        Command::Cdi(CdiCmd { verb }) => cdi_command(verb, &cli.cdi_spec_dirs)?,
         Command::Ps(PsCmd {
             format,
             id,

@@ -49,7 +49,11 @@ pub fn features() -> Value {
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
-            "io.github.berth.version": env!("CARGO_PKG_VERSION")
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            // CDI devices berth injects itself (see `berth cdi`).
+            "io.github.berth.cdi.versions": crate::cdi::spec::VERSIONS.join(","),
+            "io.github.berth.cdi.specDirs": crate::cdi::registry::DEFAULT_SPEC_DIRS.join(","),
+            "io.github.berth.cdi.requests": format!("annotations {}<key>, process.env {}", crate::cdi::ANNOTATION_PREFIX, crate::cdi::NVIDIA_ENV)
         },
         "potentiallyUnsafeConfigAnnotations": []
     })

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use berth_cgroups::{CgroupsPath, Host, Manager};
-use oci_spec::runtime::{Linux, LinuxResources};
+use oci_spec::runtime::{Linux, LinuxDeviceCgroup, LinuxResources};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::foreground::ConsoleSocket;
@@ -21,6 +21,8 @@ use crate::{hooks, id, Context, Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub bundle: PathBuf,
+    /// Where CDI device specs are read from.
+    pub cdi_spec_dirs: crate::cdi::SpecDirs,
     pub console_socket: Option<PathBuf>,
     /// berth stays in the foreground as the console (`run` without
     /// --detach): a terminal's pty master comes back in [`Created`].
@@ -75,13 +77,21 @@ impl Drop for Rollback {
 fn effective_resources(linux: &Linux) -> LinuxResources {
     let mut resources = linux.resources().clone().unwrap_or_default();
     let mut rules = resources.devices().clone().unwrap_or_default();
-    rules.extend(
-        linux
-            .devices()
-            .iter()
-            .flatten()
-            .filter_map(devices::cgroup_rule_for),
-    );
+    // A rule the spec gives for a device's numbers (CDI's permissions, say)
+    // stands; other created devices are allowed in full.
+    let spelled_out = |r: &LinuxDeviceCgroup| {
+        rules.iter().any(|given| {
+            given.typ() == r.typ() && given.major() == r.major() && given.minor() == r.minor()
+        })
+    };
+    let implied: Vec<LinuxDeviceCgroup> = linux
+        .devices()
+        .iter()
+        .flatten()
+        .filter_map(devices::cgroup_rule_for)
+        .filter(|r| !spelled_out(r))
+        .collect();
+    rules.extend(implied);
     rules.extend(devices::default_cgroup_rules());
     resources.set_devices(Some(rules));
     resources
@@ -161,7 +171,7 @@ fn check_rootless(linux: &Linux) -> Result<()> {
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> {
     id::validate(id)?;
-    let mut bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
     if opts.listen_fds > 0 {
         if let Some(process) = bundle.spec.process_mut() {
             let mut env = process.env().clone().unwrap_or_default();

@@ -24,12 +24,14 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Reads `dir/config.json` and validates it against this host.
-    pub fn load(dir: &Path) -> Result<Bundle> {
+    /// Reads `dir/config.json`, injects the CDI devices it requests (from
+    /// specs in `cdi_dirs`) and validates it against this host.
+    pub fn load(dir: &Path, cdi_dirs: &crate::cdi::SpecDirs) -> Result<Bundle> {
         let path = std::path::absolute(dir).ctx(|| format!("bundle {:?}", dir))?;
         let config = path.join("config.json");
         let bytes = fs::read(&config).ctx(|| format!("read {}", config.display()))?;
-        let spec = parse(&bytes)?;
+        let mut spec = parse(&bytes)?;
+        crate::cdi::inject(&mut spec, cdi_dirs)?;
         let rootfs = validate(&spec, &path)?;
         Ok(Bundle { path, rootfs, spec })
     }
