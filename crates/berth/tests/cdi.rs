@@ -56,24 +56,7 @@ impl SpecDirs {
 
 /// `berth --cdi-spec-dirs ... run` of the bundle; nothing may be left.
 fn run_with(dirs: &SpecDirs, bundle: &Bundle) -> Ran {
-    let berth = Berth::new();
-    let id = unique_id("cdi");
-    let flag = dirs.flag();
-    let out = berth.run(&[
-        "--cdi-spec-dirs",
-        &flag,
-        "run",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ]);
-    let ran = Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert_nothing_left(&berth, &id, bundle);
-    ran
+    run_with_flags(bundle, &["--cdi-spec-dirs", &dirs.flag()])
 }
 
 fn run_ok_with(dirs: &SpecDirs, bundle: &Bundle) -> String {

@@ -258,9 +258,16 @@ pub struct Ran {
 /// Runs the bundle in the foreground under a fresh id and root, checks that
 /// nothing is left behind, and returns what the container printed.
 pub fn run(bundle: &Bundle) -> Ran {
+    run_with_flags(bundle, &[])
+}
+
+/// `run`, with global flags before the verb.
+pub fn run_with_flags(bundle: &Bundle, flags: &[&str]) -> Ran {
     let berth = Berth::new();
     let id = unique_id("run");
-    let out = berth.run(&["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let mut args = flags.to_vec();
+    args.extend(["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let out = berth.run(&args);
     let ran = Ran {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
