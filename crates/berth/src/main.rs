@@ -246,7 +246,10 @@ fn cdi_command(verb: CdiVerb, dirs: &[PathBuf]) -> anyhow::Result<()> {
             if output.as_os_str() == "-" {
                 std::io::stdout().write_all(&bytes)?;
             } else {
-                write_atomically(&output, &bytes)
+                output
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| berth_container::atomic_file::write(&output, &bytes))
                     .with_context(|| format!("cdi generate: {}", output.display()))?;
                 let names: Vec<&str> = spec.devices.iter().map(|d| d.name.as_str()).collect();
                 eprintln!(
@@ -260,18 +263,6 @@ fn cdi_command(verb: CdiVerb, dirs: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes `path` whole or not at all (a reader never sees half a spec).
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {

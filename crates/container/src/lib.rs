@@ -7,6 +7,7 @@
 //! namespaces → the init builds the rootfs ([`rootfs`]) and the process
 //! ([`process`]), then waits on the exec fifo → `start` releases it.
 
+pub mod atomic_file;
 pub mod cdi;
 mod error;
 pub mod features;

@@ -9,8 +9,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    HookBuilder, Hooks, LinuxBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroupBuilder,
-    LinuxDeviceType, LinuxIntelRdtBuilder, LinuxResourcesBuilder, MountBuilder, Spec,
+    HookBuilder, Hooks, LinuxBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceType,
+    LinuxIntelRdtBuilder, LinuxResourcesBuilder, MountBuilder, Spec,
 };
 
 use super::spec::{ContainerEdits, DeviceNode, Hook};
@@ -240,31 +240,16 @@ fn add_device(
         devices.retain(|d| *d.path() != *dev.path());
     }
     owners.insert(path, owner.to_string());
-    let typ = dev.typ();
-    let (major, minor) = (dev.major(), dev.minor());
+    let rule = crate::rootfs::devices::cgroup_rule_for(&dev);
     devices.push(dev);
     linux.set_devices(Some(devices));
-    if matches!(
-        typ,
-        LinuxDeviceType::B | LinuxDeviceType::C | LinuxDeviceType::U
-    ) {
+    if let Some(mut rule) = rule {
         let access = match node.permissions.as_deref() {
             None | Some("") => "rwm",
             Some("none") => "",
             Some(p) => p,
         };
-        let rule = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(if typ == LinuxDeviceType::B {
-                LinuxDeviceType::B
-            } else {
-                LinuxDeviceType::C
-            })
-            .major(major)
-            .minor(minor)
-            .access(access)
-            .build()
-            .map_err(|e| e.to_string())?;
+        rule.set_access(Some(access.into()));
         let resources = linux.resources_mut().get_or_insert_with(|| {
             LinuxResourcesBuilder::default()
                 .build()

@@ -61,26 +61,24 @@ pub struct Requests {
 /// The CDI requests of a config.
 pub fn requests(spec: &Spec) -> Result<Requests> {
     let mut names = Vec::new();
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    let mut keys: Vec<&String> = annotations
-        .keys()
-        .filter(|k| k.starts_with(ANNOTATION_PREFIX))
+    let mut requested: Vec<(&String, &String)> = spec
+        .annotations()
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
         .collect();
-    keys.sort();
-    for key in keys {
+    requested.sort();
+    for (key, value) in requested {
         let field = format!("annotations[{key:?}]");
-        for name in annotations[key].split(',').map(str::trim) {
+        for name in value.split(',').map(str::trim) {
             names.push(QualifiedName::parse(name, &field)?);
         }
     }
     let from_annotations = names.len();
-    let env = spec
+    let visible = spec
         .process()
-        .as_ref()
-        .and_then(|p| p.env().clone())
-        .unwrap_or_default();
-    let visible = env
         .iter()
+        .flat_map(|p| p.env().iter().flatten())
         .rev()
         .find_map(|v| v.strip_prefix(NVIDIA_ENV)?.strip_prefix('='));
     if let Some(value) = visible {

@@ -18,7 +18,7 @@ use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use crate::{Context, Error, Result};
 
-fn clone_flag(typ: LinuxNamespaceType) -> u64 {
+pub(crate) fn clone_flag(typ: LinuxNamespaceType) -> u64 {
     (match typ {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
         LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,

@@ -1,6 +1,5 @@
 //! `create`: from a bundle to an init blocked before the user's program.
 
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -111,19 +110,12 @@ pub(super) fn connect_console(path: &Path) -> Result<OwnedFd> {
     Ok(socket)
 }
 
-/// Writes the pid file atomically (a temporary file in the same directory,
-/// then a rename), as engines read it as soon as `create` returns.
+/// Writes the pid file atomically, as engines read it as soon as `create`
+/// returns.
 pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx(|| format!("--pid-file {}", path.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).ctx(|| format!("--pid-file {}", tmp.display()))?;
-    file.write_all(pid.to_string().as_bytes())
-        .ctx(|| format!("--pid-file {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).ctx(|| format!("--pid-file {}", path.display()))
+    crate::atomic_file::write(&path, pid.to_string().as_bytes())
+        .ctx(|| format!("--pid-file {}", path.display()))
 }
 
 /// Whether this berth can manage cgroups: as root. An unprivileged berth

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 
-use super::kill::signal_all;
+use super::kill::{init_pidfd, signal_all};
 use super::OciState;
-use crate::state::{is_alive, State, Status, Store};
+use crate::state::{State, Status, Store};
 use crate::{hooks, rootfs, Context, Error, Result};
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
@@ -94,17 +94,9 @@ fn kill_cgroup(cgroup: &dyn berth_cgroups::Manager) -> Result<()> {
 
 /// Waits until the init has exited (a zombie counts: it will run no more).
 fn wait_for_exit(state: &State, timeout: Duration) -> Result<()> {
-    let Some(pid) = rustix::process::Pid::from_raw(state.pid) else {
+    let Some(pidfd) = init_pidfd(state)? else {
         return Ok(());
     };
-    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::SRCH) => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("pidfd_open {}", state.pid)),
-    };
-    if !is_alive(state.pid, state.pid_start_time) {
-        return Ok(());
-    }
     let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
     let timeout = rustix::time::Timespec {
         tv_sec: timeout.as_secs() as i64,

@@ -182,18 +182,8 @@ fn target_cgroups(placement: &Placement, sub: Option<&str>) -> Result<Vec<PathBu
 }
 
 fn namespace_flags(linux: &Linux, types: &[LinuxNamespaceType]) -> u32 {
-    let flag = |t: LinuxNamespaceType| -> u32 {
-        (match t {
-            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
-            LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
-            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
-            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
-            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
-            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
-            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
-            LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
-        }) as u32
-    };
+    // The CLONE_NEW* flags all fit setns's 32 bits.
+    let flag = |t: LinuxNamespaceType| crate::init::namespaces::clone_flag(t) as u32;
     linux
         .namespaces()
         .iter()

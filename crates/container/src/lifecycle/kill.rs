@@ -28,18 +28,24 @@ pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
 /// Signals the init through a pidfd opened, then checked to still be the
 /// init (by start time), so a reused pid is never signalled.
 pub fn signal_init(state: &State, signal: i32) -> Result<()> {
-    let Some(pid) = rustix::process::Pid::from_raw(state.pid) else {
+    let Some(pidfd) = init_pidfd(state)? else {
         return Ok(());
+    };
+    send(&pidfd, signal).ctx(|| format!("signal {signal} to the init (pid {})", state.pid))
+}
+
+/// A pidfd of the container's init, checked after opening to still be the
+/// init (by start time); None when it is gone.
+pub(super) fn init_pidfd(state: &State) -> Result<Option<std::os::fd::OwnedFd>> {
+    let Some(pid) = rustix::process::Pid::from_raw(state.pid) else {
+        return Ok(None);
     };
     let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
         Ok(fd) => fd,
-        Err(rustix::io::Errno::SRCH) => return Ok(()),
+        Err(rustix::io::Errno::SRCH) => return Ok(None),
         Err(e) => return Err(e).ctx(|| format!("pidfd_open {}", state.pid)),
     };
-    if !is_alive(state.pid, state.pid_start_time) {
-        return Ok(());
-    }
-    send(&pidfd, signal).ctx(|| format!("signal {signal} to the init (pid {})", state.pid))
+    Ok(is_alive(state.pid, state.pid_start_time).then_some(pidfd))
 }
 
 fn send(pidfd: &std::os::fd::OwnedFd, signal: i32) -> rustix::io::Result<()> {
