@@ -81,9 +81,20 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
     set(CapSet::Permitted, "permitted", &convert(caps.permitted()))?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|e| Error::Message(format!("process.capabilities.ambient: {e}")))?;
+    // The kernel raises an ambient capability only if it is permitted and
+    // inheritable. As in runc, one the other sets do not allow is skipped
+    // rather than fatal; it is not even asked for (runc's own spec lists
+    // ambient capabilities without inheritable ones, and a refused raise
+    // costs a formatted error each).
+    let raisable: CapsHashSet = convert(caps.permitted())
+        .intersection(&convert(caps.inheritable()))
+        .copied()
+        .collect();
     for cap in convert(caps.ambient()) {
-        // As in runc, an ambient capability the other sets do not allow is
-        // skipped rather than fatal.
+        if !raisable.contains(&cap) {
+            tracing::debug!("process.capabilities.ambient: {cap} is not both permitted and inheritable; skipped");
+            continue;
+        }
         if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
             tracing::debug!("process.capabilities.ambient: cannot raise {cap}: {e}");
         }

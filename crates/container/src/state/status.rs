@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::fs;
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +42,14 @@ pub struct ProcStat {
 
 impl ProcStat {
     pub fn read(pid: i32) -> Option<ProcStat> {
-        Self::parse(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+        // The line is ~300 bytes: one read into room for it, rather than
+        // read_to_string's statx and growing reads (procfs sizes are 0).
+        let mut line = String::with_capacity(1024);
+        fs::File::open(format!("/proc/{pid}/stat"))
+            .ok()?
+            .read_to_string(&mut line)
+            .ok()?;
+        Self::parse(&line)
     }
 
     /// Parses a stat line; the command name may hold spaces and parentheses,
