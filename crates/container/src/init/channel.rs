@@ -97,7 +97,22 @@ impl Channel {
 
     /// The next message, or `None` when the other side has closed.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // A message's size, without taking it (MSG_TRUNC gives a packet's
+        // whole length): most are a few bytes, and zeroing a buffer for the
+        // largest (64 KiB) cost every receive a memset and page faults.
+        let size = loop {
+            let mut none: [u8; 0] = [];
+            match rustix::net::recv(
+                &self.socket,
+                &mut none[..],
+                RecvFlags::PEEK | RecvFlags::TRUNC,
+            ) {
+                Ok((_, size)) => break size,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive from the other side"),
+            }
+        };
+        let mut buf = vec![0u8; size.max(1)];
         let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let n = loop {
             let mut control = RecvAncillaryBuffer::new(&mut space);
