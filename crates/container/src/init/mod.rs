@@ -126,10 +126,21 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         idmaps: cfg.idmaps,
     };
     let hooks = spec.hooks().clone().unwrap_or_default();
+    let create_hooks = [
+        hooks.prestart(),
+        hooks.create_runtime(),
+        hooks.create_container(),
+    ]
+    .iter()
+    .any(|list| list.as_ref().is_some_and(|l| !l.is_empty()));
     rootfs::prepare(&rootfs_cfg, || {
         match chan.recv()? {
             Some(ToInit::CgroupReady) => {}
             other => return Err(unexpected("its cgroup", other)),
+        }
+        // A round trip to berth only when there are hooks to run.
+        if !create_hooks {
+            return Ok(());
         }
         chan.send(&FromInit::RunHooks)?;
         let state = match chan.recv()? {
