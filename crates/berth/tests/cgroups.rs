@@ -138,15 +138,36 @@ fn cgroups_path_is_read_as_runc_reads_it() {
     berth.ok(&["delete", "--force", &c.id]);
     assert!(!want.parent().unwrap().exists());
 
-    // Without one: /berth/<id>.
+    // Without one: /<id>, as runc places it when called from the root.
     bundle.edit(|c| {
         c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
     });
     let c = Container::create(&berth, &bundle, &[]);
     assert_eq!(
         v1_dir(&berth, &c.id, "memory"),
-        Path::new("/sys/fs/cgroup/memory/berth").join(&c.id)
+        Path::new("/sys/fs/cgroup/memory").join(&c.id)
     );
+    berth.ok(&["delete", "--force", &c.id]);
+
+    // ... only if berth makes it: an id that names a cgroup which exists
+    // in any hierarchy is refused, and what was made for it is removed.
+    let taken = unique_id("taken");
+    let existing = Path::new("/sys/fs/cgroup/pids").join(&taken);
+    std::fs::create_dir(&existing).unwrap();
+    let err = berth.run(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &taken,
+    ]);
+    std::fs::remove_dir(&existing).unwrap();
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success());
+    assert!(
+        stderr.contains("linux.cgroupsPath") && stderr.contains("exists already"),
+        "{stderr}"
+    );
+    assert_nothing_left(&berth, &taken, &bundle);
 }
 
 #[test]
@@ -371,7 +392,7 @@ fn unified_resources_go_to_the_cgroup2_hierarchy_of_a_hybrid_host() {
     bundle.args(&["sleep", "30"]);
     bundle.edit(|c| c["linux"]["resources"]["unified"] = json!({"cgroup.max.descendants": "7"}));
     let c = Container::create(&berth, &bundle, &[]);
-    let dir = Path::new("/sys/fs/cgroup/unified/berth").join(&c.id);
+    let dir = Path::new("/sys/fs/cgroup/unified").join(&c.id);
     assert_eq!(read(dir.join("cgroup.max.descendants")), "7");
 }
 
@@ -458,10 +479,7 @@ fn hugepage_limits_use_the_cgroup2_hugetlb_of_a_hybrid_host() {
         c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}])
     });
     let c = Container::create(&berth, &bundle, &[]);
-    assert_eq!(
-        read(unified.join("berth").join(&c.id).join("hugetlb.2MB.max")),
-        "4194304"
-    );
+    assert_eq!(read(unified.join(&c.id).join("hugetlb.2MB.max")), "4194304");
     let stats: serde_json::Value =
         serde_json::from_str(&berth.ok(&["events", "--stats", &c.id])).unwrap();
     assert_eq!(stats["data"]["hugetlb"]["2MB"]["max"], 4194304);

@@ -235,7 +235,7 @@ fn exec_into_a_sub_cgroup() {
     let berth = Berth::new();
     let mut bundle = Bundle::new();
     let c = sleeping(&berth, &mut bundle);
-    let sub = std::path::Path::new("/sys/fs/cgroup/pids/berth")
+    let sub = std::path::Path::new("/sys/fs/cgroup/pids")
         .join(&c.id)
         .join("sub");
     std::fs::create_dir(&sub).unwrap();

@@ -32,8 +32,8 @@ pub fn exists(dir: &Path, file: &str) -> bool {
 
 /// Creates `base/rel` and its missing parents, calling `init` on each new
 /// directory (after its parent is initialised) and recording it in `created`.
-/// A parent removed meanwhile (the shared parent of the last container,
-/// deleted concurrently) is made again.
+/// A parent removed meanwhile (the last other container below it, deleted
+/// concurrently, took it) is made again.
 pub fn mkdir_all(
     base: &Path,
     rel: &Path,
@@ -94,6 +94,22 @@ pub fn remove_created(created: &[PathBuf]) {
             }
         }
     }
+}
+
+/// Refuses a container's cgroup that had to be new (`CgroupsPath::must_be_new`)
+/// but existed already, removing what was made for the others.
+pub fn check_new(leaves: &[&Path], created: &[PathBuf]) -> Result<()> {
+    let Some(existing) = leaves.iter().find(|l| !created.iter().any(|c| c == *l)) else {
+        return Ok(());
+    };
+    remove_created(created);
+    Err(Error::Invalid {
+        field: "linux.cgroupsPath".into(),
+        message: format!(
+            "not set, and the default cgroup {} exists already: berth joins no cgroup it did not make (name another container id, or a cgroupsPath)",
+            existing.display()
+        ),
+    })
 }
 
 /// Parses a cgroup.procs file.

@@ -60,19 +60,13 @@ impl Cgroup {
             fsutil::remove_created(&created);
             return Err(e);
         }
-        if path.shares_default_parent() {
-            let leaves: Vec<PathBuf> = dirs
+        if path.must_be_new() {
+            let leaves: Vec<&Path> = dirs
                 .iter()
-                .map(|d| d.dir.clone())
-                .chain(unified_dir.clone())
+                .map(|d| d.dir.as_path())
+                .chain(unified_dir.as_deref())
                 .collect();
-            for leaf in leaves {
-                let parent = leaf.parent().map(Path::to_path_buf);
-                if let Some(parent) = parent.filter(|p| !created.contains(p)) {
-                    let at = created.iter().position(|c| *c == leaf).unwrap_or(0);
-                    created.insert(at, parent);
-                }
-            }
+            fsutil::check_new(&leaves, &created)?;
         }
         Ok(Cgroup {
             placement: Placement::V1 {
@@ -414,18 +408,25 @@ impl Manager for Cgroup {
 
     fn destroy(&self) -> Result<()> {
         let mut first_error = None;
-        let leaves = self
+        let leaves: Vec<&Path> = self
             .dirs()
             .iter()
             .map(|d| d.dir.as_path())
-            .chain(self.unified());
-        for dir in leaves {
+            .chain(self.unified())
+            .collect();
+        for dir in &leaves {
             if let Err(e) = fsutil::remove_dir(dir) {
                 first_error.get_or_insert(e);
             }
         }
         if let Placement::V1 { created, .. } = &self.placement {
-            fsutil::remove_created(created);
+            // The leaves are gone (or stay busy): only the parents made for them.
+            let parents: Vec<PathBuf> = created
+                .iter()
+                .filter(|d| !leaves.contains(&d.as_path()))
+                .cloned()
+                .collect();
+            fsutil::remove_created(&parents);
         }
         first_error.map_or(Ok(()), Err)
     }

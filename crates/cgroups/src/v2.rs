@@ -34,10 +34,8 @@ impl Cgroup {
                 return Err(e);
             }
         };
-        if path.shares_default_parent() {
-            if let Some(parent) = dir.parent().filter(|p| !created.iter().any(|c| c == p)) {
-                created.insert(0, parent.to_path_buf());
-            }
+        if path.must_be_new() {
+            fsutil::check_new(&[dir.as_path()], &created)?;
         }
         Ok(Cgroup {
             placement: Placement::V2 { dir, created },
@@ -249,7 +247,13 @@ impl Manager for Cgroup {
     fn destroy(&self) -> Result<()> {
         let result = fsutil::remove_dir(self.dir());
         if let Placement::V2 { created, .. } = &self.placement {
-            fsutil::remove_created(created);
+            // The leaf is gone (or stays busy): only the parents made for it.
+            let parents: Vec<PathBuf> = created
+                .iter()
+                .filter(|d| d.as_path() != self.dir())
+                .cloned()
+                .collect();
+            fsutil::remove_created(&parents);
         }
         result
     }
