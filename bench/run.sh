@@ -116,7 +116,11 @@ works() {
   local log=$work/$1-$2.probe
   [ -e "$log" ] && mv "$log" "$log.1"
   # shellcheck disable=SC2046
-  $(runtime_cmd "$1" "$2" run -b "$bundle" "probe-$1") >"$log" 2>&1
+  $(runtime_cmd "$1" "$2" run -b "$bundle" "probe-$1") >"$log" 2>&1 && return
+  # A runtime that refuses the layout may leave its cgroup behind (crun
+  # 1.8 on a hybrid host does, on cgroup2).
+  rmdir /sys/fs/cgroup/probe-$1 /sys/fs/cgroup/*/probe-$1 2>/dev/null || true
+  return 1
 }
 
 # pick_runtimes LAYOUT: sets `runtimes` to those that can run here, and
@@ -215,7 +219,7 @@ for rt in berth berth-static runc crun youki; do
     *) bin=$(command -v "$rt" || true) ;;
   esac
   [ -n "$bin" ] || continue
-  kind=$(file -bL "$bin" | grep -oE 'static(-pie)? linked|dynamically linked' || echo "?")
+  kind=$(file -bL "$bin" | grep -oE 'static(-pie)? linked|statically linked|dynamically linked' || echo "?")
   echo "$rt $(stat -Lc %s "$bin") $kind" >>"$work/sizes"
 done
 {
