@@ -29,12 +29,7 @@ fn exec_prints_and_exits_with_the_programs_status() {
 fn exec_lands_in_the_containers_namespaces_and_cgroup() {
     let berth = Berth::new();
     let mut bundle = Bundle::new();
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "time"}));
-    });
+    bundle.add_namespace(json!({"type": "time"}));
     let c = sleeping(&berth, &mut bundle);
     let init = berth.state(&c.id)["pid"].as_i64().unwrap();
     let script = "for ns in pid mnt net ipc uts cgroup time; do readlink /proc/self/ns/$ns; done; cat /proc/self/cgroup; echo $$";
@@ -148,14 +143,7 @@ fn exec_gets_the_containers_seccomp_filter() {
 fn exec_into_a_user_namespace_container() {
     let berth = Berth::new();
     let mut bundle = Bundle::new();
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 400000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 400000, "size": 65536}]);
-    });
+    bundle.user_namespace(400000, 400000);
     let c = sleeping(&berth, &mut bundle);
     let out = berth.ok(&["exec", &c.id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
     let lines: Vec<&str> = out.lines().collect();

@@ -37,12 +37,7 @@ fn the_process_is_pid_1_with_the_spec_hostname_and_domainname() {
 #[test]
 fn every_namespace_of_the_spec_is_new() {
     let mut bundle = Bundle::new();
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "time"}));
-    });
+    bundle.add_namespace(json!({"type": "time"}));
     bundle.sh("for ns in pid net ipc uts mnt cgroup time; do readlink /proc/self/ns/$ns; done");
     let out = run_ok(&bundle);
     for (ns, inside) in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "time"]
@@ -79,14 +74,7 @@ fn the_cgroup_namespace_makes_the_container_cgroup_the_root() {
 #[test]
 fn a_user_namespace_maps_ids_as_the_spec_says() {
     let mut bundle = Bundle::new();
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    });
+    bundle.user_namespace(100000, 200000);
     bundle.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; ls -ln /bin/busybox");
     let out = run_ok(&bundle);
     let lines: Vec<Vec<&str>> = out
@@ -104,11 +92,7 @@ fn a_user_namespace_maps_ids_as_the_spec_says() {
 #[test]
 fn time_namespace_offsets_shift_the_boot_clock() {
     let mut bundle = Bundle::new();
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "time"}));
+    bundle.add_namespace(json!({"type": "time"})).edit(|c| {
         c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
     });
     bundle.sh("cut -d. -f1 /proc/uptime");
@@ -164,23 +148,11 @@ fn a_user_namespace_is_joined_by_path_with_new_namespaces_inside_it() {
     let berth = Berth::new();
     let mut first = Bundle::new();
     first.args(&["sleep", "30"]);
-    first.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
-    });
+    first.user_namespace(300000, 300000);
     let a = Container::create(&berth, &first, &[]);
     let pid = berth.state(&a.id)["pid"].as_i64().unwrap();
     let mut second = Bundle::new();
-    second.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
-    });
+    second.add_namespace(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
     second.sh("echo $$; cat /proc/self/uid_map; readlink /proc/self/ns/user");
     let out = run_ok(&second);
     let lines: Vec<&str> = out.lines().collect();

@@ -331,14 +331,7 @@ fn idmapped_bind_mounts_shift_ownership() {
     // mount point.
     std::fs::create_dir(bundle.rootfs().join("data")).unwrap();
     bundle.edit(idmapped);
-    bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    bundle.user_namespace(100000, 100000);
     bundle.sh("stat -c '%u %g' /data/owned; touch /data/made && stat -c '%u %g' /data/made");
     assert_eq!(run_ok(&bundle).lines().collect::<Vec<_>>(), ["0 0", "0 0"]);
     use std::os::unix::fs::MetadataExt;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -44,38 +43,78 @@ fn test_user() -> (u32, u32) {
     })
 }
 
-/// A bundle and state root owned by the test user, with `berth spec
-/// --rootless` as the user writes it.
-fn rootless_bundle(uid: u32, gid: u32) -> (Bundle, tempfile::TempDir) {
-    let mut bundle = Bundle::new();
-    std::fs::remove_file(bundle.path().join("config.json")).unwrap();
-    let root = tempfile::Builder::new()
-        .prefix("berth-root-")
-        .tempdir()
-        .unwrap();
-    for path in [bundle.path(), root.path()] {
-        let status = Command::new("chown")
-            .args(["-R", &format!("{uid}:{gid}")])
-            .arg(path)
-            .status()
+/// The test user with a bundle and state root of its own, the bundle's
+/// config as `berth spec --rootless` writes it for that user.
+struct Rootless {
+    uid: u32,
+    gid: u32,
+    bundle: Bundle,
+    root: tempfile::TempDir,
+}
+
+impl Rootless {
+    fn new() -> Rootless {
+        let (uid, gid) = test_user();
+        let mut bundle = Bundle::new();
+        std::fs::remove_file(bundle.path().join("config.json")).unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("berth-root-")
+            .tempdir()
             .unwrap();
-        assert!(status.success());
+        for path in [bundle.path(), root.path()] {
+            let status = Command::new("chown")
+                .args(["-R", &format!("{uid}:{gid}")])
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let out = as_user(
+            uid,
+            gid,
+            &[
+                "spec",
+                "--rootless",
+                "--bundle",
+                bundle.path().to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        bundle.config =
+            serde_json::from_slice(&std::fs::read(bundle.path().join("config.json")).unwrap())
+                .unwrap();
+        bundle.edit(|c| c["process"]["terminal"] = json!(false));
+        Rootless {
+            uid,
+            gid,
+            bundle,
+            root,
+        }
     }
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "spec",
-            "--rootless",
-            "--bundle",
-            bundle.path().to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
-    bundle.config =
-        serde_json::from_slice(&std::fs::read(bundle.path().join("config.json")).unwrap()).unwrap();
-    bundle.edit(|c| c["process"]["terminal"] = json!(false));
-    (bundle, root)
+
+    /// berth, as the test user, with this state root.
+    fn berth(&self, args: &[&str]) -> std::process::Output {
+        let root = ["--root", self.root.path().to_str().unwrap()];
+        let args: Vec<&str> = root.iter().chain(args).copied().collect();
+        as_user(self.uid, self.gid, &args)
+    }
+
+    /// `berth VERB... -b BUNDLE ID`, as the test user.
+    fn with_bundle(&self, verb: &[&str], id: &str) -> std::process::Output {
+        let bundle = ["-b", self.bundle.path().to_str().unwrap(), id];
+        let args: Vec<&str> = verb.iter().chain(&bundle).copied().collect();
+        self.berth(&args)
+    }
+
+    fn assert_clean(&self, id: &str) {
+        assert!(!self.root.path().join(id).exists(), "state left");
+        assert_eq!(cgroups_named(id), Vec::<std::path::PathBuf>::new());
+        assert_eq!(mounts_under(self.bundle.path()), Vec::<String>::new());
+        assert_eq!(
+            processes_rooted_in(&self.bundle.rootfs()),
+            Vec::<i32>::new()
+        );
+    }
 }
 
 fn as_user(uid: u32, gid: u32, args: &[&str]) -> std::process::Output {
@@ -91,156 +130,90 @@ fn as_user(uid: u32, gid: u32, args: &[&str]) -> std::process::Output {
     )
 }
 
-fn assert_clean(root: &Path, id: &str, bundle: &Bundle) {
-    assert!(!root.join(id).exists(), "state left");
-    assert_eq!(cgroups_named(id), Vec::<std::path::PathBuf>::new());
-    assert_eq!(mounts_under(bundle.path()), Vec::<String>::new());
-    assert_eq!(processes_rooted_in(&bundle.rootfs()), Vec::<i32>::new());
-}
-
 #[test]
 fn an_unprivileged_user_runs_a_container_as_its_root() {
-    let (uid, gid) = test_user();
-    let (mut bundle, root) = rootless_bundle(uid, gid);
-    bundle.sh(
+    let mut r = Rootless::new();
+    r.bundle.sh(
         "id -u; cat /proc/self/uid_map; hostname; echo $$; grep -c NoNewPrivs /proc/self/status",
     );
     let id = unique_id("rootless");
-    let root_arg = root.path().to_str().unwrap();
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "--root",
-            root_arg,
-            "run",
-            "-b",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let out = r.with_bundle(&["run"], &id);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "0");
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["0", &uid.to_string(), "1"]
+        ["0", &r.uid.to_string(), "1"]
     );
     assert_eq!(lines[2], "berth");
     assert_eq!(lines[3], "1");
-    assert_clean(root.path(), &id, &bundle);
+    r.assert_clean(&id);
 }
 
 #[test]
 fn several_id_ranges_go_through_newuidmap() {
-    let (uid, gid) = test_user();
-    let (mut bundle, root) = rootless_bundle(uid, gid);
-    bundle.edit(|c| {
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1},
+    let mut r = Rootless::new();
+    r.bundle.edit(|c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": r.uid, "size": 1},
                                            {"containerID": 1, "hostID": SUB_START, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1},
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": r.gid, "size": 1},
                                            {"containerID": 1, "hostID": SUB_START, "size": 65536}]);
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [100]});
     });
-    bundle.sh("cat /proc/self/uid_map | wc -l; id -u; id -G");
+    r.bundle.sh("cat /proc/self/uid_map | wc -l; id -u; id -G");
     let id = unique_id("ranges");
-    let root_arg = root.path().to_str().unwrap();
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "--root",
-            root_arg,
-            "run",
-            "-b",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let out = r.with_bundle(&["run"], &id);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().collect::<Vec<_>>(), ["2", "1000", "1000 100"]);
-    assert_clean(root.path(), &id, &bundle);
+    r.assert_clean(&id);
 }
 
 #[test]
 fn rootless_containers_say_that_limits_are_not_applied() {
-    let (uid, gid) = test_user();
-    let (mut bundle, root) = rootless_bundle(uid, gid);
-    bundle.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 10}}));
-    bundle.args(&["true"]);
+    let mut r = Rootless::new();
+    r.bundle
+        .edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 10}}));
+    r.bundle.args(&["true"]);
     let id = unique_id("limits");
-    let root_arg = root.path().to_str().unwrap();
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "--root",
-            root_arg,
-            "run",
-            "-b",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let out = r.with_bundle(&["run"], &id);
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("manages no cgroups") && err.contains("not applied"),
         "{err}"
     );
-    assert_clean(root.path(), &id, &bundle);
+    r.assert_clean(&id);
 }
 
 #[test]
 fn a_rootless_container_takes_exec() {
-    let (uid, gid) = test_user();
-    let (mut bundle, root) = rootless_bundle(uid, gid);
-    bundle.args(&["sleep", "30"]);
+    let mut r = Rootless::new();
+    r.bundle.args(&["sleep", "30"]);
     let id = unique_id("rlexec");
-    let root_arg = root.path().to_str().unwrap();
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "--root",
-            root_arg,
-            "run",
-            "-d",
-            "-b",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let out = r.with_bundle(&["run", "-d"], &id);
     assert!(out.status.success(), "{out:?}");
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "--root",
-            root_arg,
-            "exec",
-            &id,
-            "sh",
-            "-c",
-            "id -u; echo $$; readlink /proc/self/ns/pid",
-        ],
-    );
-    let _ = as_user(uid, gid, &["--root", root_arg, "delete", "--force", &id]);
+    let out = r.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; echo $$; readlink /proc/self/ns/pid",
+    ]);
+    let _ = r.berth(&["delete", "--force", &id]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "0");
     assert_ne!(lines[1], "1");
-    assert_clean(root.path(), &id, &bundle);
+    r.assert_clean(&id);
 }
 
 #[test]
 fn without_a_user_namespace_an_unprivileged_user_is_refused_clearly() {
-    let (uid, gid) = test_user();
-    let (mut bundle, root) = rootless_bundle(uid, gid);
-    bundle.edit(|c| {
+    let mut r = Rootless::new();
+    r.bundle.edit(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
@@ -249,24 +222,12 @@ fn without_a_user_namespace_an_unprivileged_user_is_refused_clearly() {
         c["linux"].as_object_mut().unwrap().remove("gidMappings");
     });
     let id = unique_id("nouserns");
-    let root_arg = root.path().to_str().unwrap();
-    let out = as_user(
-        uid,
-        gid,
-        &[
-            "--root",
-            root_arg,
-            "create",
-            "-b",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let out = r.with_bundle(&["create"], &id);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("rootless") && err.contains("user namespace"),
         "{err}"
     );
-    assert_clean(root.path(), &id, &bundle);
+    r.assert_clean(&id);
 }

@@ -96,6 +96,18 @@ pub fn remove_created(created: &[PathBuf]) {
     }
 }
 
+/// Removes the parents that creating a cgroup made, once its `leaves` are
+/// gone (or stay busy): `created` holds the leaves too, which are not tried
+/// again.
+pub fn remove_created_parents(created: &[PathBuf], leaves: &[&Path]) {
+    let parents: Vec<PathBuf> = created
+        .iter()
+        .filter(|d| !leaves.contains(&d.as_path()))
+        .cloned()
+        .collect();
+    remove_created(&parents);
+}
+
 /// Refuses a container's cgroup that had to be new (`CgroupsPath::must_be_new`)
 /// but existed already, removing what was made for the others.
 pub fn check_new(leaves: &[&Path], created: &[PathBuf]) -> Result<()> {

@@ -420,13 +420,7 @@ impl Manager for Cgroup {
             }
         }
         if let Placement::V1 { created, .. } = &self.placement {
-            // The leaves are gone (or stay busy): only the parents made for them.
-            let parents: Vec<PathBuf> = created
-                .iter()
-                .filter(|d| !leaves.contains(&d.as_path()))
-                .cloned()
-                .collect();
-            fsutil::remove_created(&parents);
+            fsutil::remove_created_parents(created, &leaves);
         }
         first_error.map_or(Ok(()), Err)
     }

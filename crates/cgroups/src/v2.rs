@@ -247,13 +247,7 @@ impl Manager for Cgroup {
     fn destroy(&self) -> Result<()> {
         let result = fsutil::remove_dir(self.dir());
         if let Placement::V2 { created, .. } = &self.placement {
-            // The leaf is gone (or stays busy): only the parents made for it.
-            let parents: Vec<PathBuf> = created
-                .iter()
-                .filter(|d| d.as_path() != self.dir())
-                .cloned()
-                .collect();
-            fsutil::remove_created(&parents);
+            fsutil::remove_created_parents(created, &[self.dir()]);
         }
         result
     }

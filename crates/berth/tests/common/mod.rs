@@ -120,6 +120,27 @@ impl Bundle {
         self
     }
 
+    /// Adds `namespace` to linux.namespaces.
+    pub fn add_namespace(&mut self, namespace: Value) -> &mut Bundle {
+        self.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(namespace)
+        })
+    }
+
+    /// A new user namespace whose 65536 ids map to the host's from
+    /// `host_uid` and `host_gid`.
+    pub fn user_namespace(&mut self, host_uid: u32, host_gid: u32) -> &mut Bundle {
+        self.add_namespace(json!({"type": "user"})).edit(|c| {
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
+        })
+    }
+
     pub fn write(&self) {
         std::fs::write(
             self.path().join("config.json"),

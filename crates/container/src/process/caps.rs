@@ -51,8 +51,11 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
     // What berth does not hold itself cannot be granted: name it, rather
     // than let capset(2) fail with a bare EPERM.
     let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
-    let wanted: CapsHashSet = convert(caps.permitted())
-        .union(&convert(caps.effective()))
+    let permitted = convert(caps.permitted());
+    let effective = convert(caps.effective());
+    let inheritable = convert(caps.inheritable());
+    let wanted: CapsHashSet = permitted
+        .union(&effective)
         .copied()
         .filter(|c| kernel_knows(*c))
         .collect();
@@ -72,13 +75,9 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
     };
     // Inheritable first, while the permitted set still covers it; effective
     // before permitted, as the effective set may never exceed the permitted.
-    set(
-        CapSet::Inheritable,
-        "inheritable",
-        &convert(caps.inheritable()),
-    )?;
-    set(CapSet::Effective, "effective", &convert(caps.effective()))?;
-    set(CapSet::Permitted, "permitted", &convert(caps.permitted()))?;
+    set(CapSet::Inheritable, "inheritable", &inheritable)?;
+    set(CapSet::Effective, "effective", &effective)?;
+    set(CapSet::Permitted, "permitted", &permitted)?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|e| Error::Message(format!("process.capabilities.ambient: {e}")))?;
     // The kernel raises an ambient capability only if it is permitted and
@@ -86,10 +85,7 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
     // rather than fatal; it is not even asked for (runc's own spec lists
     // ambient capabilities without inheritable ones, and a refused raise
     // costs a formatted error each).
-    let raisable: CapsHashSet = convert(caps.permitted())
-        .intersection(&convert(caps.inheritable()))
-        .copied()
-        .collect();
+    let raisable: CapsHashSet = permitted.intersection(&inheritable).copied().collect();
     for cap in convert(caps.ambient()) {
         if !raisable.contains(&cap) {
             tracing::debug!("process.capabilities.ambient: {cap} is not both permitted and inheritable; skipped");
