@@ -42,14 +42,15 @@ pub struct ProcStat {
 
 impl ProcStat {
     pub fn read(pid: i32) -> Option<ProcStat> {
-        // The line is ~300 bytes: one read into room for it, rather than
-        // read_to_string's statx and growing reads (procfs sizes are 0).
-        let mut line = String::with_capacity(1024);
-        fs::File::open(format!("/proc/{pid}/stat"))
+        // procfs hands the whole line (~300 bytes, under 1.2 KiB at most)
+        // to one read; read_to_string would first fstat and lseek the file
+        // and then read until EOF.
+        let mut buf = [0u8; 4096];
+        let n = fs::File::open(format!("/proc/{pid}/stat"))
             .ok()?
-            .read_to_string(&mut line)
+            .read(&mut buf)
             .ok()?;
-        Self::parse(&line)
+        Self::parse(std::str::from_utf8(&buf[..n]).ok()?)
     }
 
     /// Parses a stat line; the command name may hold spaces and parentheses,
