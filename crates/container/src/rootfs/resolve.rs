@@ -68,28 +68,28 @@ impl RootDir {
 
     /// The directory `rel`, made (with its parents, `mode`) when missing.
     pub fn mkdir_all(&self, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
+        let rel: PathBuf = normal_components(rel).collect();
+        self.mkdir_all_normal(&rel, mode)
+    }
+
+    /// mkdir_all of a path of normal components only: the missing part is
+    /// made from the deepest parent that exists, not walked from the root.
+    fn mkdir_all_normal(&self, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
         match self.openat2(rel, OFlags::DIRECTORY) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             found => return found,
         }
-        let mut dir = self.openat2(Path::new(""), OFlags::DIRECTORY)?;
-        let mut so_far = PathBuf::new();
-        for name in normal_components(rel) {
-            so_far.push(name);
-            dir = match self.openat2(&so_far, OFlags::DIRECTORY) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode)) {
-                        // Made meanwhile, or a dangling symlink: the
-                        // lookup below says which.
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    self.openat2(&so_far, OFlags::DIRECTORY)?
-                }
-                other => other?,
-            };
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        };
+        let parent = self.mkdir_all_normal(parent, mode)?;
+        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
+            // Made meanwhile, or a dangling symlink: the lookup below says
+            // which.
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
         }
-        Ok(dir)
+        self.openat2(rel, OFlags::DIRECTORY)
     }
 
     /// The parent directory of `rel` (made when missing) and its last name.
