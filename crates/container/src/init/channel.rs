@@ -100,6 +100,11 @@ impl Channel {
         // A message's size, without taking it (MSG_TRUNC gives a packet's
         // whole length): most are a few bytes, and zeroing a buffer for the
         // largest (64 KiB) cost every receive a memset and page faults.
+        //
+        // ECONNRESET: the other side closed with a message of ours unread
+        // (the init failing before it reads CgroupReady). The kernel
+        // reports that once, before what is still queued: the other side's
+        // last message (its Failed, say) follows on the next call.
         let size = loop {
             let mut none: [u8; 0] = [];
             match rustix::net::recv(
@@ -108,7 +113,7 @@ impl Channel {
                 RecvFlags::PEEK | RecvFlags::TRUNC,
             ) {
                 Ok((_, size)) => break size,
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNRESET) => continue,
                 Err(e) => return Err(e).ctx(|| "receive from the other side"),
             }
         };
@@ -131,7 +136,7 @@ impl Channel {
                     }
                     break msg.bytes;
                 }
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNRESET) => continue,
                 Err(e) => return Err(e).ctx(|| "receive from the other side"),
             }
         };
