@@ -30,6 +30,13 @@ pub enum Error {
 }
 
 impl Error {
+    pub fn io(path: &std::path::Path, source: io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     /// The errno behind an I/O failure, if there is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {

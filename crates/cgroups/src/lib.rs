@@ -14,12 +14,16 @@ mod fsutil;
 mod host;
 pub mod mountinfo;
 mod path;
+pub mod resources;
 pub mod stats;
 mod v1;
 mod v2;
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{Mode, OFlags};
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -34,14 +38,36 @@ pub trait Manager {
     fn placement(&self) -> &Placement;
     /// Writes every limit of `resources` to the cgroup's files.
     fn apply(&self, resources: &LinuxResources) -> Result<()>;
-    /// Moves a process (and on v1 every hierarchy of it) into the cgroup.
-    fn add_process(&self, pid: i32) -> Result<()>;
+    /// Moves process `pid` into the cgroup (in every hierarchy of it), or
+    /// into its existing sub-cgroup `sub` (`path`, or `controller:path` to
+    /// name one v1 hierarchy), as `exec --cgroup` asks.
+    fn join(&self, pid: i32, sub: Option<&str>) -> Result<()> {
+        let pid = pid.to_string();
+        for dir in self.placement().dirs_for(sub)? {
+            fsutil::write(&dir, "cgroup.procs", &pid)?;
+        }
+        Ok(())
+    }
     /// The pids of the processes in the cgroup.
     fn procs(&self) -> Result<Vec<i32>>;
     /// Removes the cgroup, and the parents that creating it made.
     fn destroy(&self) -> Result<()>;
-    /// A directory fd for clone3's CLONE_INTO_CGROUP (cgroup v2 only).
-    fn clone_into_fd(&self) -> Option<OwnedFd>;
+    /// A directory fd of the cgroup (or of its sub-cgroup `sub`, as in
+    /// [`Manager::join`]) for clone3's CLONE_INTO_CGROUP; `None` where one
+    /// fd cannot place a process (cgroup v1).
+    fn clone_into_fd(&self, sub: Option<&str>) -> Result<Option<OwnedFd>> {
+        let Placement::V2 { .. } = self.placement() else {
+            return Ok(None);
+        };
+        let dir = self.placement().dirs_for(sub)?.remove(0);
+        rustix::fs::open(
+            &dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(Some)
+        .map_err(|e| Error::io(&dir, e.into()))
+    }
     /// Stops every process of the cgroup (v1 freezer, v2 cgroup.freeze) and
     /// waits until they are stopped.
     fn freeze(&self) -> Result<()>;
@@ -51,6 +77,54 @@ pub trait Manager {
     fn stats(&self) -> Result<stats::Stats>;
     /// How many processes the OOM killer has killed in the cgroup so far.
     fn oom_kills(&self) -> u64;
+
+    /// Sends `signal` to every process of the cgroup. The cgroup is frozen
+    /// meanwhile, so that no process forks past the signal; a paused
+    /// cgroup stays paused, but for SIGKILL, which a frozen process only
+    /// takes once thawed.
+    fn signal_all(&self, signal: i32) -> Result<()> {
+        let was_frozen = is_frozen(self.placement());
+        let frozen = !was_frozen && self.freeze().is_ok();
+        let result = self.procs().and_then(|pids| signal_pids(&pids, signal));
+        if frozen || (was_frozen && signal == libc::SIGKILL) {
+            self.thaw()?;
+        }
+        result
+    }
+
+    /// SIGKILLs the cgroup's processes until none is left, or fails after
+    /// `timeout`.
+    fn kill_all(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pids = self.procs()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Invalid {
+                    field: "cgroup".into(),
+                    message: format!("processes {pids:?} of the container do not die"),
+                });
+            }
+            signal_pids(&pids, libc::SIGKILL)?;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// kill(2) of each pid; one already gone is no error.
+fn signal_pids(pids: &[i32], signal: i32) -> Result<()> {
+    for &pid in pids {
+        // SAFETY: kill(2) with plain integers.
+        if unsafe { libc::kill(pid, signal) } < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                return Err(Error::io(Path::new(&format!("/proc/{pid}")), err));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where a container's cgroup lives, as recorded in its state.
@@ -80,6 +154,48 @@ pub struct V1Dir {
 }
 
 impl Placement {
+    /// The cgroup's directories, one per hierarchy, or those of its
+    /// sub-cgroup `sub`: `path` in every hierarchy, or `controller:path`
+    /// in the v1 hierarchy of that controller only (the others keep the
+    /// container's). `path` must stay below the container's cgroup.
+    pub fn dirs_for(&self, sub: Option<&str>) -> Result<Vec<PathBuf>> {
+        let dirs: Vec<(&[String], &PathBuf)> = match self {
+            Placement::V2 { dir, .. } => vec![(&[], dir)],
+            Placement::V1 { dirs, unified, .. } => dirs
+                .iter()
+                .map(|d| (d.controllers.as_slice(), &d.dir))
+                .chain(unified.iter().map(|u| (&[][..], u)))
+                .collect(),
+        };
+        let Some(sub) = sub else {
+            return Ok(dirs.into_iter().map(|(_, d)| d.clone()).collect());
+        };
+        let (controller, path) = match sub.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, sub),
+        };
+        let path = Path::new(path.trim_start_matches('/'));
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(Error::Invalid {
+                field: "--cgroup".into(),
+                message: format!("{sub:?}: not a path below the container's cgroup"),
+            });
+        }
+        Ok(dirs
+            .into_iter()
+            .map(|(controllers, dir)| {
+                if controller.is_none_or(|c| controllers.iter().any(|have| have == c)) {
+                    dir.join(path)
+                } else {
+                    dir.clone()
+                }
+            })
+            .collect())
+    }
+
     /// The directory of a v1 controller, or the v2 directory.
     pub fn dir_of(&self, controller: &str) -> Option<&PathBuf> {
         match self {

@@ -2,7 +2,6 @@
 //! host the container also gets a directory in the cgroup2 hierarchy, so that
 //! it is tracked there too.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -384,17 +383,6 @@ impl Manager for Cgroup {
         Ok(())
     }
 
-    fn add_process(&self, pid: i32) -> Result<()> {
-        let pid = pid.to_string();
-        for d in self.dirs() {
-            write(&d.dir, "cgroup.procs", &pid)?;
-        }
-        if let Some(dir) = self.unified() {
-            write(dir, "cgroup.procs", &pid)?;
-        }
-        Ok(())
-    }
-
     fn procs(&self) -> Result<Vec<i32>> {
         let dir = ["pids", "freezer", "memory", "devices"]
             .iter()
@@ -423,10 +411,6 @@ impl Manager for Cgroup {
             fsutil::remove_created_parents(created, &leaves);
         }
         first_error.map_or(Ok(()), Err)
-    }
-
-    fn clone_into_fd(&self) -> Option<OwnedFd> {
-        None
     }
 
     fn freeze(&self) -> Result<()> {

@@ -1,7 +1,6 @@
 //! The cgroup v2 backend: one directory in the unified hierarchy.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
@@ -236,10 +235,6 @@ impl Manager for Cgroup {
         Ok(())
     }
 
-    fn add_process(&self, pid: i32) -> Result<()> {
-        write(self.dir(), "cgroup.procs", &pid.to_string())
-    }
-
     fn procs(&self) -> Result<Vec<i32>> {
         Ok(fsutil::parse_pids(&read(self.dir(), "cgroup.procs")?))
     }
@@ -298,15 +293,6 @@ impl Manager for Cgroup {
 
     fn thaw(&self) -> Result<()> {
         self.set_frozen(false)
-    }
-
-    fn clone_into_fd(&self) -> Option<OwnedFd> {
-        rustix::fs::open(
-            self.dir(),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
     }
 }
 

@@ -43,8 +43,8 @@ pub fn features() -> Value {
                     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
                 ]
             },
-            "apparmor": {"enabled": crate::process::lsm::apparmor_enabled()},
-            "selinux": {"enabled": crate::process::lsm::selinux_enabled()},
+            "apparmor": {"enabled": crate::lsm::apparmor_enabled()},
+            "selinux": {"enabled": crate::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": true}}
         },

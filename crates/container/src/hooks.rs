@@ -10,24 +10,34 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::Hook;
 use rustix::event::{PollFd, PollFlags};
 
+use crate::state::OciState;
 use crate::{Context, Error, Result};
 
 /// The most output of a failed hook quoted in its error.
 const OUTPUT_LIMIT: usize = 4096;
 
-/// Runs `hooks` in order; the first failure stops them and is returned.
-pub fn run_all(stage: &str, hooks: &[Hook], state: &str) -> Result<()> {
+/// Runs `hooks` in order, each with `state` on its stdin; the first failure
+/// stops them and is returned.
+pub fn run_all(stage: &str, hooks: &[Hook], state: &OciState) -> Result<()> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let state = serde_json::to_string(state).expect("the state serialises");
     for (i, hook) in hooks.iter().enumerate() {
-        run_one(hook, state).ctx(|| format!("hooks.{stage}[{i}] {:?}", hook.path()))?;
+        run_one(hook, &state).ctx(|| format!("hooks.{stage}[{i}] {:?}", hook.path()))?;
     }
     Ok(())
 }
 
 /// Runs `hooks` in order; a failure is logged as a warning and the others
 /// still run (poststart and poststop).
-pub fn run_all_warn(stage: &str, hooks: &[Hook], state: &str) {
+pub fn run_all_warn(stage: &str, hooks: &[Hook], state: &OciState) {
+    if hooks.is_empty() {
+        return;
+    }
+    let state = serde_json::to_string(state).expect("the state serialises");
     for (i, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run_one(hook, state) {
+        if let Err(e) = run_one(hook, &state) {
             tracing::warn!("hooks.{stage}[{i}] {:?}: {e}", hook.path());
         }
     }
@@ -152,6 +162,13 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    fn state() -> OciState {
+        serde_json::from_str(
+            r#"{"ociVersion":"1.2.0","id":"x","status":"created","pid":1,"bundle":"/b"}"#,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_hook_reads_the_state_and_sees_only_its_env() {
         let dir = tempfile::tempdir().unwrap();
@@ -160,14 +177,15 @@ mod tests {
             r#"{{"path":"/bin/sh","args":["sh","-c","cat > {0}; echo \"$FOO\" >> {0}"],"env":["FOO=bar"]}}"#,
             out.display()
         ));
-        run_all("prestart", &[h], "{\"id\":\"x\"}").unwrap();
-        assert_eq!(std::fs::read_to_string(out).unwrap(), "{\"id\":\"x\"}bar\n");
+        run_all("prestart", &[h], &state()).unwrap();
+        let want = serde_json::to_string(&state()).unwrap() + "bar\n";
+        assert_eq!(std::fs::read_to_string(out).unwrap(), want);
     }
 
     #[test]
     fn a_failing_hook_reports_status_and_output() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo broken >&2; exit 3"]}"#);
-        let err = run_all("createRuntime", &[h], "{}")
+        let err = run_all("createRuntime", &[h], &state())
             .unwrap_err()
             .to_string();
         assert!(
@@ -180,7 +198,7 @@ mod tests {
     fn a_slow_hook_times_out() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
         let started = Instant::now();
-        let err = run_all("prestart", &[h], "{}").unwrap_err().to_string();
+        let err = run_all("prestart", &[h], &state()).unwrap_err().to_string();
         assert!(err.contains("timed out after 1s"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(4));
     }
@@ -188,6 +206,8 @@ mod tests {
     #[test]
     fn a_hook_that_ignores_stdin_is_fine() {
         let h = hook(r#"{"path":"/bin/true"}"#);
-        run_all("poststop", &[h], &"x".repeat(100_000)).unwrap();
+        let mut big = state();
+        big.annotations.insert("x".into(), "x".repeat(100_000));
+        run_all("poststop", &[h], &big).unwrap();
     }
 }

@@ -15,11 +15,13 @@ pub mod hooks;
 pub mod id;
 pub mod init;
 pub mod lifecycle;
+pub mod lsm;
 pub mod process;
 pub mod rootfs;
 pub mod signal;
 pub mod spec;
 pub mod state;
+pub mod sys;
 
 pub use error::{errno_text, Context, Error, Result};
 

@@ -1,37 +1,37 @@
-//! The socket between berth and the init it cloned: one SOCK_SEQPACKET pair
-//! carrying small typed messages (JSON), errors included as values.
+//! The socket between berth and a child it cloned into a container (the
+//! init, or an exec'd process): one SOCK_SEQPACKET pair carrying small typed
+//! messages (JSON), errors included as values.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags, SocketFlags,
-    SocketType,
-};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Context, Error, Result};
+use crate::state::OciState;
+use crate::{sys, Context, Error, Result};
 
-/// From berth to the init.
+/// From berth to the child.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum ToInit {
-    /// The id maps are written: the init may build the container. (Its
-    /// cgroup may still be getting ready meanwhile: see `CgroupReady`.)
+pub enum ToChild {
+    /// The id maps are written (and for an exec'd process, it is in its
+    /// cgroup): the child may go on. (The init's cgroup may still be getting
+    /// ready meanwhile: see `CgroupReady`.)
     Go,
     /// The init is in its cgroup and the limits are written. The init
     /// waits for this before the create hooks and anything of the user's.
     CgroupReady,
     /// The runtime-namespace create hooks ran; `state` is what the init's own
     /// create hooks get on stdin.
-    HooksDone { state: String },
+    HooksDone { state: OciState },
     /// The container is recorded as created. `state` is for the
     /// startContainer hooks.
-    Committed { state: String },
+    Committed { state: OciState },
 }
 
-/// From the init to berth.
+/// From the child to berth.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum FromInit {
+pub enum FromChild {
     /// A second fork was needed; this is the real init (in berth's pid
     /// namespace), and the process berth cloned is about to exit.
     Forked {
@@ -86,8 +86,7 @@ impl Channel {
     pub fn send_with_fd<T: Serialize>(&self, message: &T, fd: BorrowedFd) -> Result<()> {
         let bytes = serde_json::to_vec(message)
             .map_err(|e| Error::Message(format!("encode message: {e}")))?;
-        crate::process::terminal::send_fd(self.socket.as_fd(), fd, &bytes)
-            .ctx(|| "send an fd to the other side")
+        sys::send_fd(self.socket.as_fd(), fd, &bytes).ctx(|| "send an fd to the other side")
     }
 
     /// The fd that came with the last message, if one did.
@@ -118,23 +117,13 @@ impl Channel {
             }
         };
         let mut buf = vec![0u8; size.max(1)];
-        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let n = loop {
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            match rustix::net::recvmsg(
-                &self.socket,
-                &mut iov,
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            ) {
-                Ok(msg) => {
-                    for m in control.drain() {
-                        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
-                            *self.received_fd.borrow_mut() = fds.next();
-                        }
+            match sys::recv_fd(self.socket.as_fd(), &mut buf) {
+                Ok((n, fd)) => {
+                    if fd.is_some() {
+                        *self.received_fd.borrow_mut() = fd;
                     }
-                    break msg.bytes;
+                    break n;
                 }
                 Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNRESET) => continue,
                 Err(e) => return Err(e).ctx(|| "receive from the other side"),

@@ -7,27 +7,27 @@
 //! `start` releases it and it execs the user's program.
 
 pub mod channel;
-pub(crate) mod clone;
-pub mod namespaces;
+pub mod child;
+mod enter;
+mod plan;
 mod spawn;
+mod timens;
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use berth_cgroups::Placement;
-use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
+use pathrs::procfs::ProcfsBase;
 
 use crate::process::setup::{self, ProcessContext};
-use crate::process::{fds, lsm, terminal};
-use crate::rootfs::{self, Entry, RootfsConfig};
+use crate::process::{fds, procfs, terminal};
+use crate::rootfs::{self, RootfsConfig};
 use crate::spec::{sysctl_path, Bundle};
+use crate::state::OciState;
 use crate::{hooks, Context, Error, Result};
-use channel::{Channel, FromInit, ToInit};
-pub use namespaces::NamespacePlan;
+use channel::{Channel, FromChild, ToChild};
+pub use plan::NamespacePlan;
 pub use spawn::{spawn, CgroupSetup, Spawned};
 
 /// Everything the init needs; it lives in berth's memory, which the clone
@@ -35,8 +35,7 @@ pub use spawn::{spawn, CgroupSetup, Spawned};
 pub struct InitConfig<'a> {
     pub bundle: &'a Bundle,
     pub plan: &'a NamespacePlan,
-    pub cgroup: Option<&'a Placement>,
-    pub entry: Entry,
+    pub rootfs: RootfsConfig<'a>,
     /// The name of the session keyring to join (the container id), or
     /// `None` with --no-new-keyring.
     pub keyring: Option<&'a str>,
@@ -45,48 +44,28 @@ pub struct InitConfig<'a> {
     pub console: Option<BorrowedFd<'a>>,
     pub exec_fifo: BorrowedFd<'a>,
     pub seccomp: Option<&'a crate::process::seccomp::Filter>,
-    /// Idmapped mounts (detached trees), by mount index.
-    pub idmaps: &'a [Option<std::os::fd::OwnedFd>],
-}
-
-/// The init's entry point; never returns.
-fn main(cfg: &InitConfig, chan: &Channel) -> ! {
-    // berth's log may be the container's stderr: the init reports through
-    // the channel instead.
-    let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
-    let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cfg, chan))) {
-        Ok(Ok(never)) => match never {},
-        Ok(Err(e)) => {
-            let _ = chan.send(&FromInit::Failed(e));
-            1
-        }
-        Err(_) => 2,
-    };
-    // SAFETY: leaving without running any of berth's destructors, whose
-    // resources belong to the parent.
-    unsafe { libc::_exit(code) }
 }
 
 /// After `start` the creator is gone: a failure can only be told to the
 /// container's stderr, and ends the process.
 fn late_failure(e: Error, code: i32) -> ! {
     let _ = writeln!(std::io::stderr(), "berth: {e}");
-    // SAFETY: as in `main`.
+    // SAFETY: leaving without running berth's destructors (see child::start).
     unsafe { libc::_exit(code) }
 }
 
-fn unexpected(what: &str, got: Option<ToInit>) -> Error {
+fn unexpected(what: &str, got: Option<ToChild>) -> Error {
     match got {
         None => Error::Message(format!("berth went away while the init waited for {what}")),
         Some(m) => Error::Message(format!("the init waited for {what} and got {m:?}")),
     }
 }
 
+/// The init's body, run in the clone (see [`child::start`]).
 fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
-    set_signal_mask_empty();
     rustix::process::umask(rustix::fs::Mode::empty());
     match chan.recv()? {
-        Some(ToInit::Go) => {}
+        Some(ToChild::Go) => {}
         other => return Err(unexpected("its id maps", other)),
     }
     // The init is a copy of berth inside the container's pid namespace
@@ -96,13 +75,13 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     // non-dumpable process); execve of the user's program undoes it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .ctx(|| "PR_SET_DUMPABLE")?;
-    if let Some(pid) = namespaces::enter_in_init(cfg.plan)? {
-        chan.send(&FromInit::Forked { pid })?;
+    if let Some(pid) = enter::enter_in_init(cfg.plan)? {
+        chan.send(&FromChild::Forked { pid })?;
         // SAFETY: the intermediate process leaves at once.
         unsafe { libc::_exit(0) };
     }
     if cfg.plan.in_userns {
-        namespaces::become_root()?;
+        crate::sys::namespace::become_root()?;
     }
     rustix::process::setsid().ctx(|| "setsid")?;
     let spec = &cfg.bundle.spec;
@@ -114,17 +93,6 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         rustix::system::setdomainname(name.as_bytes()).ctx(|| format!("domainname {name:?}"))?;
     }
     kernel_settings(cfg)?;
-    let rootfs_cfg = RootfsConfig {
-        spec,
-        rootfs: &cfg.bundle.rootfs,
-        bundle: &cfg.bundle.path,
-        new_mount_ns: cfg.plan.own_mount_ns,
-        in_userns: cfg.plan.in_userns,
-        cgroupns: cfg.plan.has_cgroupns,
-        cgroup: cfg.cgroup,
-        entry: cfg.entry,
-        idmaps: cfg.idmaps,
-    };
     let hooks = spec.hooks().clone().unwrap_or_default();
     let create_hooks = [
         hooks.prestart(),
@@ -133,18 +101,18 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     ]
     .iter()
     .any(|list| list.as_ref().is_some_and(|l| !l.is_empty()));
-    rootfs::prepare(&rootfs_cfg, || {
+    rootfs::prepare(&cfg.rootfs, || {
         match chan.recv()? {
-            Some(ToInit::CgroupReady) => {}
+            Some(ToChild::CgroupReady) => {}
             other => return Err(unexpected("its cgroup", other)),
         }
         // A round trip to berth only when there are hooks to run.
         if !create_hooks {
             return Ok(());
         }
-        chan.send(&FromInit::RunHooks)?;
+        chan.send(&FromChild::RunHooks)?;
         let state = match chan.recv()? {
-            Some(ToInit::HooksDone { state }) => state,
+            Some(ToChild::HooksDone { state }) => state,
             other => return Err(unexpected("the create hooks", other)),
         };
         hooks::run_all(
@@ -161,7 +129,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         fds::close_all_from(3, &[chan.raw_fd(), cfg.exec_fifo.as_raw_fd()])?;
         let _ = commit(chan)?;
         let _ = wait_for_start(cfg.exec_fifo);
-        // SAFETY: as in `main`.
+        // SAFETY: leaving without running berth's destructors (see child::start).
         unsafe { libc::_exit(0) };
     };
     if let Some(name) = cfg.keyring {
@@ -183,7 +151,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     rootfs::make_root_readonly(spec)?;
     let mut prepared = setup::prepare(process, &ctx, pty_slave)?;
     if let Some(listener) = prepared.seccomp_listener.take() {
-        chan.send_with_fd(&FromInit::SeccompListener, listener.as_fd())?;
+        chan.send_with_fd(&FromChild::SeccompListener, listener.as_fd())?;
     }
     let state = commit(chan)?;
     if let Err(e) = wait_for_start(cfg.exec_fifo) {
@@ -204,12 +172,12 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
 
 /// Reports ready and waits until berth has recorded the container; returns
 /// the state to give the startContainer hooks.
-fn commit(chan: &Channel) -> Result<String> {
-    chan.send(&FromInit::Ready)?;
+fn commit(chan: &Channel) -> Result<OciState> {
+    chan.send(&FromChild::Ready)?;
     match chan.recv()? {
-        Some(ToInit::Committed { state }) => Ok(state),
+        Some(ToChild::Committed { state }) => Ok(state),
         // berth died before recording the container: nobody can start it.
-        // SAFETY: as in `main`.
+        // SAFETY: leaving without running berth's destructors (see child::start).
         None => unsafe { libc::_exit(1) },
         other => Err(unexpected("the container to be recorded", other)),
     }
@@ -227,82 +195,34 @@ fn wait_for_start(fifo: BorrowedFd) -> Result<()> {
     }
 }
 
-/// linux.sysctl, written through a procfs handle that pathrs has checked
-/// is a real procfs, with no symlink followed, so the container cannot
-/// redirect the writes (CVE-2019-16884 and kin).
+/// linux.sysctl and the process's /proc attributes (see
+/// [`procfs`]).
 fn kernel_settings(cfg: &InitConfig) -> Result<()> {
-    let sysctl = cfg
+    if let Some(process) = cfg.bundle.spec.process() {
+        procfs::set_process_attributes(process)?;
+    }
+    let Some(sysctl) = cfg
         .bundle
         .spec
         .linux()
         .as_ref()
-        .and_then(|l| l.sysctl().clone())
-        .unwrap_or_default();
-    if let Some(process) = cfg.bundle.spec.process() {
-        process_settings(process)?;
-    }
+        .and_then(|l| l.sysctl().as_ref())
+    else {
+        return Ok(());
+    };
     if sysctl.is_empty() {
         return Ok(());
     }
-    let procfs = ProcfsHandleBuilder::new()
-        .unmasked()
-        .build()
-        .ctx(|| "open procfs")?;
-    for (key, value) in &sysctl {
+    let proc = procfs::open()?;
+    for (key, value) in sysctl {
         let path = Path::new("sys").join(sysctl_path(key)?);
-        write_proc(
-            &procfs,
+        procfs::write(
+            &proc,
             ProcfsBase::ProcRoot,
             &path,
             value,
             &format!("linux.sysctl.{key}"),
         )?;
-    }
-    Ok(())
-}
-
-fn write_proc(
-    procfs: &ProcfsHandle,
-    base: ProcfsBase,
-    path: &Path,
-    value: &str,
-    field: &str,
-) -> Result<()> {
-    let mut file = procfs
-        .open(base, path, OpenFlags::O_WRONLY)
-        .ctx(|| format!("{field}: open /proc/{}", path.display()))?;
-    file.write_all(value.as_bytes())
-        .ctx(|| format!("{field}: write {value:?}"))
-}
-
-/// process.oomScoreAdj, process.apparmorProfile and process.selinuxLabel,
-/// written as sysctls are.
-pub(crate) fn process_settings(process: &oci_spec::runtime::Process) -> Result<()> {
-    let oom = process.oom_score_adj();
-    let apparmor = process.apparmor_profile().clone().filter(|p| !p.is_empty());
-    let selinux = process.selinux_label().clone().filter(|l| !l.is_empty());
-    if oom.is_none() && apparmor.is_none() && selinux.is_none() {
-        return Ok(());
-    }
-    let procfs = ProcfsHandleBuilder::new()
-        .unmasked()
-        .build()
-        .ctx(|| "open procfs")?;
-    if let Some(adj) = oom {
-        let value = adj.to_string();
-        write_proc(
-            &procfs,
-            ProcfsBase::ProcSelf,
-            Path::new("oom_score_adj"),
-            &value,
-            "process.oomScoreAdj",
-        )?;
-    }
-    if let Some(profile) = apparmor {
-        lsm::set_apparmor_exec_profile(&procfs, &profile)?;
-    }
-    if let Some(label) = selinux {
-        lsm::set_selinux_exec_label(&procfs, &label)?;
     }
     Ok(())
 }
@@ -324,13 +244,4 @@ fn join_session_keyring(name: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn set_signal_mask_empty() {
-    // SAFETY: plain signal-mask calls on this (only) thread.
-    unsafe {
-        let mut set = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
 }

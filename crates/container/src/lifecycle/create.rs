@@ -1,20 +1,25 @@
-//! `create`: from a bundle to an init blocked before the user's program.
+//! `create`: from a bundle to an init blocked before the user's program,
+//! in four steps: [`plan`] reads and checks everything and makes nothing;
+//! [`prepare`] makes what the init needs (state dir, cgroup, exec fifo,
+//! console, idmapped mounts), undone if a later step fails; [`spawn`]
+//! clones the init and takes it through setup; [`record`] writes the state
+//! and lets the init wait for `start`.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use berth_cgroups::{CgroupsPath, Host, Manager};
-use oci_spec::runtime::{Linux, LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{Hooks, Linux, LinuxDeviceCgroup, LinuxResources};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::foreground::ConsoleSocket;
-use super::OciState;
-use crate::init::{self, CgroupSetup, InitConfig, NamespacePlan};
+use crate::init::child::Requests;
+use crate::init::{self, CgroupSetup, InitConfig, NamespacePlan, Spawned};
 use crate::process::seccomp;
-use crate::rootfs::{devices, Entry};
+use crate::rootfs::{devices, Entry, RootfsConfig};
 use crate::spec::Bundle;
-use crate::state::{ContainerDir, ProcStat, State, Status, Store};
+use crate::state::{ContainerDir, OciState, ProcStat, State, Status, Store};
 use crate::{hooks, id, Context, Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -39,9 +44,6 @@ pub struct CreateOptions {
 pub struct Created {
     pub pid: i32,
     pub pidfd: OwnedFd,
-    /// Whether the init is this process's child (or, after a second fork,
-    /// was reparented to it).
-    pub is_child: bool,
     /// The pty master, when berth is the console.
     pub console: Option<OwnedFd>,
     /// The state dir, still locked, and what it records: `run` starts the
@@ -50,13 +52,92 @@ pub struct Created {
     pub(super) state: State,
 }
 
-/// What a failed create must undo, undone on drop unless disarmed.
-struct Rollback {
-    dir: Option<ContainerDir>,
-    cgroup: Option<Box<dyn Manager>>,
+pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> {
+    let plan = plan(id, opts)?;
+    let mut prepared = prepare(store, id, &plan, opts)?;
+    let (spawned, state) = spawn(id, &plan, &prepared, opts)?;
+    record(&mut prepared, spawned, state, opts)
 }
 
-impl Drop for Rollback {
+/// What `create` will do, read from the bundle and the host: nothing is
+/// made yet.
+struct Plan {
+    bundle: Bundle,
+    linux: Linux,
+    terminal: bool,
+    seccomp: Option<seccomp::Filter>,
+    /// The host's cgroup layout, when berth manages cgroups.
+    host: Option<Host>,
+    cgroups_path: CgroupsPath,
+    /// The limits and device rules to write.
+    resources: LinuxResources,
+    namespaces: NamespacePlan,
+}
+
+fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
+    id::validate(id)?;
+    let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
+    if opts.listen_fds > 0 {
+        if let Some(process) = bundle.spec.process_mut() {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+            env.push("LISTEN_PID=1".into());
+            process.set_env(Some(env));
+        }
+    }
+    let linux = bundle.spec.linux().clone().unwrap_or_default();
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .is_some_and(|p| p.terminal() == Some(true));
+    if terminal && opts.console_socket.is_none() && !opts.foreground {
+        return Err(Error::spec(
+            "process.terminal",
+            "a terminal needs --console-socket to hand the pty to (or `berth run` in the foreground)",
+        ));
+    }
+    let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    check_rootless(&linux)?;
+    let host = if manages_cgroups(&linux) {
+        Some(Host::detect().ctx(|| "cgroups")?)
+    } else {
+        None
+    };
+    let cgroups_path =
+        CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?;
+    let namespaces = NamespacePlan::new(&linux, matches!(host, Some(Host::Unified { .. })));
+    namespaces.check_paths()?;
+    Ok(Plan {
+        resources: effective_resources(&linux),
+        bundle,
+        linux,
+        terminal,
+        seccomp,
+        host,
+        cgroups_path,
+        namespaces,
+    })
+}
+
+/// What `create` made before the init: removed again on drop unless the
+/// container was recorded.
+struct Prepared {
+    /// The state dir, locked; taken by [`record`].
+    dir: Option<ContainerDir>,
+    /// The cgroup, empty; taken by [`record`].
+    cgroup: Option<Box<dyn Manager>>,
+    exec_fifo: OwnedFd,
+    /// A connected --console-socket.
+    console: Option<OwnedFd>,
+    /// berth's own console, when it is the container's console.
+    own_console: Option<ConsoleSocket>,
+    /// Idmapped mounts (detached trees), by mount index.
+    idmaps: Vec<Option<OwnedFd>>,
+}
+
+impl Drop for Prepared {
     fn drop(&mut self) {
         if let Some(cgroup) = self.cgroup.take() {
             if let Err(e) = cgroup.destroy() {
@@ -69,6 +150,201 @@ impl Drop for Rollback {
             }
         }
     }
+}
+
+impl Prepared {
+    fn dir(&self) -> &ContainerDir {
+        self.dir
+            .as_ref()
+            .expect("the state dir is held until recorded")
+    }
+
+    /// The console the init sends the pty master to.
+    fn console_for_init(&self) -> Option<BorrowedFd<'_>> {
+        self.console
+            .as_ref()
+            .or(self.own_console.as_ref().map(|c| &c.theirs))
+            .map(|c| c.as_fd())
+    }
+}
+
+fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result<Prepared> {
+    let console = opts
+        .console_socket
+        .as_deref()
+        .filter(|_| plan.terminal)
+        .map(connect_console)
+        .transpose()?;
+    let own_console = (plan.terminal && console.is_none())
+        .then(ConsoleSocket::pair)
+        .transpose()?;
+    // Idmapped mounts are made while berth is still host root; the init
+    // inherits them and only attaches them.
+    let idmaps = crate::rootfs::idmapped_trees(&plan.bundle.spec, &plan.bundle.path)?;
+    let dir = store.create(id)?;
+    let exec_fifo = match dir.make_exec_fifo().and_then(|()| dir.open_exec_fifo()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    // From here on, a failure drops what is made.
+    let mut prepared = Prepared {
+        dir: Some(dir),
+        cgroup: None,
+        exec_fifo,
+        console,
+        own_console,
+        idmaps,
+    };
+    if let Some(host) = &plan.host {
+        prepared.cgroup = Some(berth_cgroups::create(host, &plan.cgroups_path).ctx(|| "cgroups")?);
+    }
+    Ok(prepared)
+}
+
+/// Clones the init and takes it through setup; returns it ready, with the
+/// state to record.
+fn spawn(
+    id: &str,
+    plan: &Plan,
+    prepared: &Prepared,
+    opts: &CreateOptions,
+) -> Result<(Spawned, State)> {
+    let spec = &plan.bundle.spec;
+    let cgroup = prepared.cgroup.as_deref();
+    let placement = cgroup.map(|c| c.placement().clone());
+    let cfg = InitConfig {
+        bundle: &plan.bundle,
+        plan: &plan.namespaces,
+        rootfs: RootfsConfig {
+            spec,
+            rootfs: &plan.bundle.rootfs,
+            bundle: &plan.bundle.path,
+            own_mount_ns: plan.namespaces.own_mount_ns,
+            in_userns: plan.namespaces.in_userns,
+            has_cgroupns: plan.namespaces.has_cgroupns,
+            cgroup: placement.as_ref(),
+            entry: match (plan.namespaces.own_mount_ns, opts.no_pivot) {
+                (false, _) => Entry::Chroot,
+                (true, true) => Entry::MoveAndChroot,
+                (true, false) => Entry::Pivot,
+            },
+            idmaps: &prepared.idmaps,
+        },
+        keyring: (!opts.no_new_keyring).then_some(id),
+        preserve_fds: opts.listen_fds + opts.preserve_fds,
+        console: prepared.console_for_init(),
+        exec_fifo: prepared.exec_fifo.as_fd(),
+        seccomp: plan.seccomp.as_ref(),
+    };
+    let state = State {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: plan.bundle.path.clone(),
+        rootfs: plan.bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: placement.clone(),
+        config: spec.clone(),
+    };
+    let mut requests = CreateRequests {
+        state: &state,
+        hooks: spec.hooks().clone().unwrap_or_default(),
+        linux: &plan.linux,
+    };
+    let spawned = init::spawn(
+        &cfg,
+        &plan.linux,
+        cgroup.map(|manager| CgroupSetup {
+            manager,
+            resources: &plan.resources,
+        }),
+        &mut requests,
+    )?;
+    Ok((spawned, state))
+}
+
+/// What berth does on the init's requests during `create`.
+struct CreateRequests<'a> {
+    state: &'a State,
+    hooks: Hooks,
+    linux: &'a Linux,
+}
+
+impl CreateRequests<'_> {
+    fn state_for(&self, pid: i32, status: Status) -> OciState {
+        let mut state = OciState::for_hooks(self.state, status);
+        state.pid = pid;
+        state
+    }
+}
+
+impl Requests for CreateRequests<'_> {
+    fn create_hooks(&mut self, pid: i32) -> Result<OciState> {
+        let state = self.state_for(pid, Status::Created);
+        let list = |hooks: &Option<Vec<_>>| hooks.clone().unwrap_or_default();
+        hooks::run_all("prestart", &list(self.hooks.prestart()), &state)?;
+        hooks::run_all("createRuntime", &list(self.hooks.create_runtime()), &state)?;
+        Ok(state)
+    }
+
+    fn seccomp_listener(&mut self, pid: i32, listener: BorrowedFd) -> Result<()> {
+        let profile = self
+            .linux
+            .seccomp()
+            .as_ref()
+            .expect("a listener comes from a filter");
+        seccomp::hand_listener(
+            profile,
+            listener,
+            pid,
+            &self.state_for(pid, Status::Creating),
+        )
+    }
+}
+
+/// Records the container (state, pid file) and lets the init wait for
+/// `start`; on failure the init is killed and what `prepare` made removed.
+fn record(
+    prepared: &mut Prepared,
+    spawned: Spawned,
+    mut state: State,
+    opts: &CreateOptions,
+) -> Result<Created> {
+    let pid = spawned.init.pid();
+    state.pid = pid;
+    state.pid_start_time = ProcStat::read(pid)
+        .ok_or_else(|| Error::Message("the container's init vanished".into()))?
+        .start_time;
+    prepared.dir().write_state(&state)?;
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid)?;
+    }
+    spawned.commit(OciState::for_hooks(&state, Status::Created))?;
+    // The init sent the pty master before it reported ready.
+    let console = prepared
+        .own_console
+        .as_ref()
+        .map(ConsoleSocket::receive)
+        .transpose()?;
+    // Recorded: keep the init, the cgroup and the state dir.
+    let (pid, pidfd) = spawned.release();
+    prepared.cgroup = None;
+    let dir = prepared
+        .dir
+        .take()
+        .expect("the state dir is held until recorded");
+    Ok(Created {
+        pid,
+        pidfd,
+        console,
+        dir,
+        state,
+    })
 }
 
 /// The device rules berth writes: the spec's, then an allow rule for each
@@ -125,13 +401,11 @@ fn manages_cgroups(linux: &Linux) -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
     }
-    let mut limits =
-        serde_json::to_value(linux.resources().clone().unwrap_or_default()).unwrap_or_default();
-    if let Some(map) = limits.as_object_mut() {
-        map.remove("devices");
-        map.retain(|_, v| !v.is_null());
-    }
-    if limits.as_object().is_some_and(|m| !m.is_empty()) {
+    if linux
+        .resources()
+        .as_ref()
+        .is_some_and(berth_cgroups::resources::has_limits)
+    {
         tracing::warn!(
             "rootless: berth runs as uid {} and manages no cgroups (none is delegated to it); \
              linux.resources are not applied",
@@ -159,167 +433,4 @@ fn check_rootless(linux: &Linux) -> Result<()> {
             euid.as_raw()
         ),
     ))
-}
-
-pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> {
-    id::validate(id)?;
-    let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
-    if opts.listen_fds > 0 {
-        if let Some(process) = bundle.spec.process_mut() {
-            let mut env = process.env().clone().unwrap_or_default();
-            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
-            env.push(format!("LISTEN_FDS={}", opts.listen_fds));
-            env.push("LISTEN_PID=1".into());
-            process.set_env(Some(env));
-        }
-    }
-    let spec = &bundle.spec;
-    let linux = spec.linux().clone().unwrap_or_default();
-    let terminal = spec
-        .process()
-        .as_ref()
-        .is_some_and(|p| p.terminal() == Some(true));
-    if terminal && opts.console_socket.is_none() && !opts.foreground {
-        return Err(Error::spec(
-            "process.terminal",
-            "a terminal needs --console-socket to hand the pty to (or `berth run` in the foreground)",
-        ));
-    }
-    let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
-    check_rootless(&linux)?;
-    let host = if manages_cgroups(&linux) {
-        Some(Host::detect().ctx(|| "cgroups")?)
-    } else {
-        None
-    };
-    let cgroups_path =
-        CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?;
-    let plan = NamespacePlan::new(&linux, matches!(host, Some(Host::Unified { .. })));
-    init::namespaces::check_paths(&plan)?;
-    let console = opts
-        .console_socket
-        .as_deref()
-        .filter(|_| terminal)
-        .map(connect_console)
-        .transpose()?;
-    let own_console = (terminal && console.is_none())
-        .then(ConsoleSocket::pair)
-        .transpose()?;
-
-    // Idmapped mounts are made while berth is still host root; the init
-    // inherits them and only attaches them.
-    let idmaps = crate::rootfs::idmapped_trees(spec, &bundle.path)?;
-    let dir = store.create(id)?;
-    let mut rollback = Rollback {
-        dir: Some(dir),
-        cgroup: None,
-    };
-    if let Some(host) = &host {
-        let cgroup = berth_cgroups::create(host, &cgroups_path).ctx(|| "cgroups")?;
-        rollback.cgroup = Some(cgroup);
-    }
-    let resources = effective_resources(&linux);
-    let dir = rollback.dir.as_ref().expect("the state dir is held");
-    dir.make_exec_fifo()?;
-    let fifo = dir.open_exec_fifo()?;
-    let cgroup = rollback.cgroup.as_deref();
-    let placement = cgroup.map(|c| c.placement().clone());
-    let cfg = InitConfig {
-        bundle: &bundle,
-        plan: &plan,
-        cgroup: placement.as_ref(),
-        entry: match (plan.own_mount_ns, opts.no_pivot) {
-            (false, _) => Entry::Chroot,
-            (true, true) => Entry::MoveAndChroot,
-            (true, false) => Entry::Pivot,
-        },
-        keyring: (!opts.no_new_keyring).then_some(id),
-        preserve_fds: opts.listen_fds + opts.preserve_fds,
-        console: console
-            .as_ref()
-            .or(own_console.as_ref().map(|c| &c.theirs))
-            .map(|c| c.as_fd()),
-        exec_fifo: fifo.as_fd(),
-        seccomp: seccomp.as_ref(),
-        idmaps: &idmaps,
-    };
-    let mut state = State {
-        oci_version: spec.version().clone(),
-        id: id.to_string(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: placement.clone(),
-        config: spec.clone(),
-    };
-    let hooks = spec.hooks().clone().unwrap_or_default();
-    let spawned = init::spawn(
-        &cfg,
-        &linux,
-        cgroup.map(|manager| CgroupSetup {
-            manager,
-            resources: &resources,
-        }),
-        |pid| {
-            let mut s = state.clone();
-            s.pid = pid;
-            let json = OciState::for_hooks(&s, Status::Created);
-            hooks::run_all(
-                "prestart",
-                hooks.prestart().as_deref().unwrap_or_default(),
-                &json,
-            )?;
-            hooks::run_all(
-                "createRuntime",
-                hooks.create_runtime().as_deref().unwrap_or_default(),
-                &json,
-            )?;
-            Ok(json)
-        },
-        |pid, listener| {
-            let mut s = state.clone();
-            s.pid = pid;
-            let json = serde_json::from_str(&OciState::for_hooks(&s, Status::Creating))
-                .expect("valid JSON");
-            let profile = linux
-                .seccomp()
-                .as_ref()
-                .expect("a listener comes from a filter");
-            seccomp::hand_listener(profile, listener, pid, json)
-        },
-    )?;
-    let mut record = || -> Result<()> {
-        state.pid = spawned.pid;
-        state.pid_start_time = ProcStat::read(spawned.pid)
-            .ok_or_else(|| Error::Message("the container's init vanished".into()))?
-            .start_time;
-        dir.write_state(&state)?;
-        if let Some(path) = &opts.pid_file {
-            write_pid_file(path, spawned.pid)?;
-        }
-        spawned.commit(OciState::for_hooks(&state, Status::Created))
-    };
-    if let Err(e) = record() {
-        let _ = rustix::process::pidfd_send_signal(&spawned.pidfd, rustix::process::Signal::KILL);
-        if let Some(pid) = rustix::process::Pid::from_raw(spawned.pid) {
-            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
-        }
-        return Err(e);
-    }
-    // Success: keep the cgroup and the state dir.
-    rollback.cgroup = None;
-    let dir = rollback.dir.take().expect("the state dir is held");
-    // The init sent the pty master before it reported ready.
-    let console = own_console.map(|c| c.receive()).transpose()?;
-    Ok(Created {
-        pid: spawned.pid,
-        pidfd: spawned.pidfd,
-        is_child: spawned.is_child,
-        console,
-        dir,
-        state,
-    })
 }

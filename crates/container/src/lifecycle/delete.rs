@@ -1,13 +1,12 @@
 //! `delete`: removes a stopped container (any container with --force) and
 //! everything berth made for it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags};
 
 use super::kill::{init_pidfd, signal_all};
-use super::OciState;
-use crate::state::{State, Status, Store};
+use crate::state::{OciState, State, Status, Store};
 use crate::{hooks, rootfs, Context, Error, Result};
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
@@ -61,7 +60,9 @@ fn clean_up(state: &State) -> Result<()> {
     if let Some(placement) = &state.cgroup {
         let cgroup = berth_cgroups::open(placement.clone());
         if !has(oci_spec::runtime::LinuxNamespaceType::Pid) {
-            kill_cgroup(cgroup.as_ref())?;
+            cgroup
+                .kill_all(Duration::from_secs(10))
+                .ctx(|| "kill the container's processes")?;
         }
         cgroup.destroy().ctx(|| "remove the container's cgroup")?;
     }
@@ -69,27 +70,6 @@ fn clean_up(state: &State) -> Result<()> {
         rootfs::detach_host_mounts(&state.rootfs)?;
     }
     Ok(())
-}
-
-/// SIGKILLs what is left in the cgroup until it is empty.
-fn kill_cgroup(cgroup: &dyn berth_cgroups::Manager) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pids = cgroup.procs().ctx(|| "list the container's processes")?;
-        if pids.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Message(format!(
-                "processes {pids:?} of the container do not die"
-            )));
-        }
-        for pid in pids {
-            // SAFETY: kill(2) with plain integers.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Waits until the init has exited (a zombie counts: it will run no more).

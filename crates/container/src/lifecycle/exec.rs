@@ -1,24 +1,26 @@
-//! `exec`: another process in a running container. berth joins the
-//! container's pid (and time) namespace for its children, forks, and the
-//! child joins the rest of the container's namespaces through the init's
+//! `exec`: another process in a running container, in four steps:
+//! [`plan`] reads the container's state and the process to run; [`prepare`]
+//! readies berth (console, signals, the container's pid and time
+//! namespaces, which only children enter); [`spawn`] clones the child,
+//! which joins the rest of the container's namespaces through the init's
 //! pidfd in one setns(2), enters the container's cgroup and sets itself up
-//! as the spec says before it execs.
+//! as the spec says before it execs; [`record`] writes the pid file and, in
+//! the foreground, waits for the process.
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 
-use berth_cgroups::Placement;
+use berth_cgroups::Manager;
 use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespaceType, Process};
-use rustix::fs::{Mode, OFlags};
 
 use super::foreground::{ConsoleSocket, Foreground};
-use crate::init::channel::{Channel, FromInit, ToInit};
-use crate::init::namespaces;
+use crate::init::channel::{Channel, FromChild, ToChild};
+use crate::init::child::{self, Outcome, Requests};
 use crate::process::setup::{self, ProcessContext};
-use crate::process::{sched, seccomp, terminal};
-use crate::state::{is_alive, State, Status, Store};
+use crate::process::{procfs, sched, seccomp, terminal};
+use crate::state::{is_alive, OciState, State, Status, Store};
+use crate::sys::{namespace, Child};
 use crate::{Context, Error, Result};
 
 /// The process `exec` runs, as the command line describes it.
@@ -141,49 +143,9 @@ fn build_process(state: &State, request: &ExecRequest) -> Result<Process> {
     Ok(p)
 }
 
-/// The directories of the cgroup the process goes into: the container's,
-/// or the --cgroup sub-cgroup of it.
-fn target_cgroups(placement: &Placement, sub: Option<&str>) -> Result<Vec<PathBuf>> {
-    let dirs: Vec<(Vec<String>, PathBuf)> = match placement {
-        Placement::V2 { dir, .. } => vec![(Vec::new(), dir.clone())],
-        Placement::V1 { dirs, unified, .. } => dirs
-            .iter()
-            .map(|d| (d.controllers.clone(), d.dir.clone()))
-            .chain(unified.iter().map(|u| (Vec::new(), u.clone())))
-            .collect(),
-    };
-    let Some(sub) = sub else {
-        return Ok(dirs.into_iter().map(|(_, d)| d).collect());
-    };
-    let (controller, path) = match sub.split_once(':') {
-        Some((c, p)) => (Some(c), p),
-        None => (None, sub),
-    };
-    let path = Path::new(path.trim_start_matches('/'));
-    if path
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(Error::Message(format!(
-            "--cgroup {sub:?}: not a path below the container's cgroup"
-        )));
-    }
-    Ok(dirs
-        .into_iter()
-        .map(|(controllers, dir)| {
-            let applies = controller.is_none_or(|c| controllers.iter().any(|have| have == c));
-            if applies {
-                dir.join(path)
-            } else {
-                dir
-            }
-        })
-        .collect())
-}
-
 fn namespace_flags(linux: &Linux, types: &[LinuxNamespaceType]) -> u32 {
     // The CLONE_NEW* flags all fit setns's 32 bits.
-    let flag = |t: LinuxNamespaceType| crate::init::namespaces::clone_flag(t) as u32;
+    let flag = |t: LinuxNamespaceType| namespace::clone_flag(t) as u32;
     linux
         .namespaces()
         .iter()
@@ -193,26 +155,30 @@ fn namespace_flags(linux: &Linux, types: &[LinuxNamespaceType]) -> u32 {
         .fold(0, |acc, t| acc | flag(t))
 }
 
-/// setns(2) through a pidfd: every namespace in `flags` at once.
-fn join(pidfd: BorrowedFd, flags: u32) -> Result<()> {
-    if flags == 0 {
-        return Ok(());
-    }
-    // SAFETY: setns with a valid pidfd and CLONE_NEW* flags.
-    if unsafe { libc::setns(pidfd.as_raw_fd(), flags as i32) } < 0 {
-        return Err(std::io::Error::last_os_error())
-            .ctx(|| format!("join the container's namespaces ({flags:#x})"));
-    }
-    Ok(())
-}
-
 /// Runs the process in the container. Detached, returns 0 once it runs;
 /// otherwise its exit status.
 pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
+    let plan = plan(store, id, opts)?;
+    let prepared = prepare(&plan, opts)?;
+    let child = spawn(&plan, &prepared, opts)?;
+    record(child, prepared, opts)
+}
+
+/// What `exec` will do: the container, the process, and where it goes.
+struct Plan {
+    state: State,
+    process: Process,
+    linux: Linux,
+    seccomp: Option<seccomp::Filter>,
+    init_pidfd: OwnedFd,
+    cgroup: Option<Box<dyn Manager>>,
+}
+
+fn plan(store: &Store, id: &str, opts: &ExecOptions) -> Result<Plan> {
     let container = store.load(id)?;
     let status = container.status();
-    let state = match (&container.state, status) {
-        (Some(state), Status::Created | Status::Running) => state.clone(),
+    let state = match (container.state, status) {
+        (Some(state), Status::Created | Status::Running) => state,
         (_, Status::Paused) => {
             return Err(Error::WrongState {
                 id: id.into(),
@@ -230,18 +196,21 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     };
     let process = build_process(&state, &opts.request)?;
     crate::spec::validate_process(&process)?;
-    let terminal = process.terminal() == Some(true);
-    if terminal && opts.console_socket.is_none() && opts.detach {
+    if process.terminal() == Some(true) && opts.console_socket.is_none() && opts.detach {
         return Err(Error::Message(
             "exec --tty --detach needs --console-socket to hand the pty to".into(),
         ));
     }
     let linux = state.config.linux().clone().unwrap_or_default();
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
-    let cgroups = match &state.cgroup {
-        Some(p) => target_cgroups(p, opts.cgroup.as_deref())?,
-        None => Vec::new(),
-    };
+    let cgroup = state.cgroup.clone().map(berth_cgroups::open);
+    if let Some(cgroup) = &cgroup {
+        // A bad --cgroup is refused before anything runs.
+        cgroup
+            .placement()
+            .dirs_for(opts.cgroup.as_deref())
+            .ctx(|| "cgroups")?;
+    }
     let init = rustix::process::Pid::from_raw(state.pid)
         .ok_or_else(|| Error::Message(format!("bad init pid {}", state.pid)))?;
     let init_pidfd = rustix::process::pidfd_open(init, rustix::process::PidfdFlags::empty())
@@ -253,6 +222,33 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
             message: "exec needs a created or running container".into(),
         });
     }
+    Ok(Plan {
+        state,
+        process,
+        linux,
+        seccomp,
+        init_pidfd,
+        cgroup,
+    })
+}
+
+/// berth readied for the clone: what the child will inherit.
+struct Prepared {
+    /// A connected --console-socket.
+    console: Option<OwnedFd>,
+    /// berth's own console, when it is the process's console.
+    own_console: Option<ConsoleSocket>,
+    /// Signals taken from before the clone, in the foreground.
+    foreground: Option<Foreground>,
+    /// berth joined the container's user namespace (an unprivileged berth).
+    joined_user: bool,
+    setgroups_allowed: bool,
+    /// CLONE_INTO_CGROUP's target, on cgroup v2.
+    clone_into: Option<OwnedFd>,
+}
+
+fn prepare(plan: &Plan, opts: &ExecOptions) -> Result<Prepared> {
+    let terminal = plan.process.terminal() == Some(true);
     let console = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(super::create::connect_console(path)?),
         _ => None,
@@ -265,14 +261,14 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     } else {
         Some(Foreground::block_signals()?)
     };
-    if let Some(cpus) = process
+    if let Some(cpus) = plan
+        .process
         .exec_cpu_affinity()
         .as_ref()
         .and_then(|a| a.initial().clone())
     {
         sched::set_affinity(&cpus)?;
     }
-    let (ours, theirs) = Channel::pair()?;
     // While a copy of berth runs inside the container, nothing there may
     // open it through /proc/<pid>/exe (CVE-2019-5736): not dumpable.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -280,92 +276,112 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     // Only children enter a pid or time namespace: join those first. An
     // unprivileged berth may only do so from inside the container's user
     // namespace (it has nothing left to do that needs the host's).
-    let rootless = !rustix::process::geteuid().is_root();
+    let joined_user = !rustix::process::geteuid().is_root();
     let mut first = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Time];
-    if rootless {
+    if joined_user {
         first.push(LinuxNamespaceType::User);
     }
-    join(init_pidfd.as_fd(), namespace_flags(&linux, &first))?;
+    namespace::join_all_of(
+        plan.init_pidfd.as_fd(),
+        namespace_flags(&plan.linux, &first),
+    )?;
     // A user namespace with setgroups denied (a rootless container's)
     // takes no setgroups(2).
-    let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", state.pid))
+    let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", plan.state.pid))
         .map_or(true, |s| s.trim() != "deny");
-    let clone_into = match &state.cgroup {
-        Some(Placement::V2 { .. }) => Some(
-            rustix::fs::open(
-                &cgroups[0],
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ctx(|| format!("--cgroup {}", cgroups[0].display()))?,
-        ),
-        _ => None,
+    let clone_into = match &plan.cgroup {
+        Some(cgroup) => cgroup
+            .clone_into_fd(opts.cgroup.as_deref())
+            .ctx(|| "--cgroup")?,
+        None => None,
     };
-    let child = ExecChild {
-        process: &process,
-        linux: &linux,
-        init_pidfd: init_pidfd.as_fd(),
-        console: console
+    Ok(Prepared {
+        console,
+        own_console,
+        foreground,
+        joined_user,
+        setgroups_allowed,
+        clone_into,
+    })
+}
+
+/// Clones the child and takes it through its setup, until it has exec'd
+/// the program.
+fn spawn(plan: &Plan, prepared: &Prepared, opts: &ExecOptions) -> Result<Child> {
+    let body = ExecChild {
+        process: &plan.process,
+        linux: &plan.linux,
+        init_pidfd: plan.init_pidfd.as_fd(),
+        console: prepared
+            .console
             .as_ref()
-            .or(own_console.as_ref().map(|c| &c.theirs))
+            .or(prepared.own_console.as_ref().map(|c| &c.theirs))
             .map(|c| c.as_fd()),
         preserve_fds: opts.preserve_fds,
-        seccomp: seccomp.as_ref(),
-        setgroups_allowed,
-        joined_user: rootless,
+        seccomp: plan.seccomp.as_ref(),
+        setgroups_allowed: prepared.setgroups_allowed,
+        joined_user: prepared.joined_user,
     };
     // SAFETY: berth is single-threaded.
-    let cloned = unsafe { crate::init::clone::clone3(0, clone_into.as_ref().map(|f| f.as_fd()))? };
-    let (pid, pidfd) = match cloned {
-        crate::init::clone::Cloned::Child => {
-            drop(ours);
-            child.main(&theirs)
-        }
-        crate::init::clone::Cloned::Parent { pid, pidfd } => (pid, pidfd),
+    let (mut child, chan) = unsafe {
+        child::start(0, prepared.clone_into.as_ref().map(|f| f.as_fd()), |chan| {
+            body.run(chan)
+        })?
     };
-    drop(theirs);
-    let result = (|| -> Result<()> {
-        if clone_into.is_none() {
-            for dir in &cgroups {
-                std::fs::write(dir.join("cgroup.procs"), pid.to_string())
-                    .ctx(|| format!("join the cgroup {}", dir.display()))?;
-            }
-        }
-        ours.send(&ToInit::Go)?;
-        loop {
-            match ours.recv::<FromInit>()? {
-                None => return Ok(()),
-                Some(FromInit::Failed(e)) => return Err(e),
-                Some(FromInit::SeccompListener) => {
-                    let fd = ours.take_fd().ok_or_else(|| {
-                        Error::Message("the seccomp listener did not come".into())
-                    })?;
-                    let profile = linux
-                        .seccomp()
-                        .as_ref()
-                        .expect("a listener comes from a filter");
-                    let json =
-                        serde_json::from_str(&super::OciState::for_hooks(&state, Status::Running))
-                            .expect("valid JSON");
-                    seccomp::hand_listener(profile, fd.as_fd(), pid, json)?;
-                }
-                Some(other) => return Err(Error::Message(format!("unexpected message {other:?}"))),
-            }
-        }
-    })();
-    if let Err(e) = result {
-        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
-        let _ = rustix::process::waitpid(
-            rustix::process::Pid::from_raw(pid),
-            rustix::process::WaitOptions::empty(),
-        );
-        return Err(e);
+    if let (Some(cgroup), None) = (&plan.cgroup, &prepared.clone_into) {
+        cgroup
+            .join(child.pid(), opts.cgroup.as_deref())
+            .ctx(|| "join the container's cgroup")?;
     }
+    chan.send(&ToChild::Go)?;
+    let mut requests = ExecRequests {
+        state: &plan.state,
+        linux: &plan.linux,
+    };
+    match child::serve(&chan, &mut child, &mut requests)? {
+        Outcome::Closed => Ok(child),
+        Outcome::Ready => Err(Error::Message(
+            "the exec'd process reported ready instead of running".into(),
+        )),
+    }
+}
+
+/// What berth does on the exec'd child's requests.
+struct ExecRequests<'a> {
+    state: &'a State,
+    linux: &'a Linux,
+}
+
+impl Requests for ExecRequests<'_> {
+    fn create_hooks(&mut self, _pid: i32) -> Result<OciState> {
+        Err(Error::Message(
+            "an exec'd process asked for the create hooks".into(),
+        ))
+    }
+
+    fn seccomp_listener(&mut self, pid: i32, listener: BorrowedFd) -> Result<()> {
+        let profile = self
+            .linux
+            .seccomp()
+            .as_ref()
+            .expect("a listener comes from a filter");
+        let state = OciState::for_hooks(self.state, Status::Running);
+        seccomp::hand_listener(profile, listener, pid, &state)
+    }
+}
+
+/// Writes the pid file and, in the foreground, waits for the process.
+fn record(child: Child, prepared: Prepared, opts: &ExecOptions) -> Result<i32> {
     if let Some(path) = &opts.pid_file {
-        super::create::write_pid_file(path, pid)?;
+        super::create::write_pid_file(path, child.pid())?;
     }
-    let console_master = own_console.map(|c| c.receive()).transpose()?;
-    match foreground {
+    let console_master = prepared
+        .own_console
+        .as_ref()
+        .map(ConsoleSocket::receive)
+        .transpose()?;
+    let (pid, pidfd) = child.release();
+    match prepared.foreground {
         None => Ok(0),
         Some(foreground) => foreground.wait(pid, pidfd.as_fd(), console_master),
     }
@@ -385,24 +401,10 @@ struct ExecChild<'a> {
 }
 
 impl ExecChild<'_> {
-    fn main(&self, chan: &Channel) -> ! {
-        let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
-        let code = match std::panic::catch_unwind(AssertUnwindSafe(|| self.run(chan))) {
-            Ok(Ok(never)) => match never {},
-            Ok(Err(e)) => {
-                let _ = chan.send(&FromInit::Failed(e));
-                1
-            }
-            Err(_) => 2,
-        };
-        // SAFETY: leaving without running berth's destructors.
-        unsafe { libc::_exit(code) }
-    }
-
+    /// The child's body, run in the clone (see [`child::start`]).
     fn run(&self, chan: &Channel) -> Result<Infallible> {
-        crate::init::set_signal_mask_empty();
-        match chan.recv::<ToInit>()? {
-            Some(ToInit::Go) => {}
+        match chan.recv::<ToChild>()? {
+            Some(ToChild::Go) => {}
             _ => return Err(Error::Message("berth went away before the exec".into())),
         }
         let others = [
@@ -418,14 +420,14 @@ impl ExecChild<'_> {
             .filter(|t| !(self.joined_user && *t == LinuxNamespaceType::User))
             .collect();
         let flags = namespace_flags(self.linux, &others);
-        join(self.init_pidfd, flags)?;
+        namespace::join_all_of(self.init_pidfd, flags)?;
         if flags & libc::CLONE_NEWUSER as u32 != 0 || self.joined_user {
-            namespaces::become_root()?;
+            namespace::become_root()?;
         }
         if self.process.terminal() == Some(true) {
             rustix::process::setsid().ctx(|| "setsid")?;
         }
-        crate::init::process_settings(self.process)?;
+        procfs::set_process_attributes(self.process)?;
         let keep = [chan.raw_fd()];
         let ctx = ProcessContext {
             linux: self.linux,
@@ -444,7 +446,7 @@ impl ExecChild<'_> {
         };
         let mut prepared = setup::prepare(self.process, &ctx, pty_slave)?;
         if let Some(listener) = prepared.seccomp_listener.take() {
-            chan.send_with_fd(&FromInit::SeccompListener, listener.as_fd())?;
+            chan.send_with_fd(&FromChild::SeccompListener, listener.as_fd())?;
         }
         if let Some(cpus) = self
             .process

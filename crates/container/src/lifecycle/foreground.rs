@@ -3,14 +3,10 @@
 //! and with a terminal berth is the console between its own tty and the
 //! container's pty.
 
-use std::io::IoSliceMut;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::termios::{self, OptionalActions};
 
 use crate::{Context, Error, Result};
@@ -117,24 +113,12 @@ impl Foreground {
             match info.ssi_signo as i32 {
                 libc::SIGCHLD => {}
                 libc::SIGWINCH if console.is_some() => copy_window_size(console.expect("checked")),
-                signal => send_signal(pidfd, signal),
+                signal => {
+                    let _ = crate::sys::pidfd_signal(pidfd, signal);
+                }
             }
         }
     }
-}
-
-/// pidfd_send_signal; rustix's Signal lacks the real-time signals.
-pub fn send_signal(pidfd: BorrowedFd, signal: i32) {
-    // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
 }
 
 /// Reaps every exited child; `pid`'s exit status once it is among them.
@@ -253,25 +237,9 @@ impl ConsoleSocket {
 
     /// The pty master the other side sent.
     pub fn receive(&self) -> Result<OwnedFd> {
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut name = [0u8; 256];
-        rustix::net::recvmsg(
-            &self.ours,
-            &mut [IoSliceMut::new(&mut name)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .ctx(|| "receive the pty master")?;
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(mut fds) = message {
-                if let Some(fd) = fds.next() {
-                    return Ok(fd);
-                }
-            }
-        }
-        Err(Error::Message(
-            "no pty master came over the console socket".into(),
-        ))
+        let (_, fd) =
+            crate::sys::recv_fd(self.ours.as_fd(), &mut name).ctx(|| "receive the pty master")?;
+        fd.ok_or_else(|| Error::Message("no pty master came over the console socket".into()))
     }
 }

@@ -1,6 +1,8 @@
 //! `kill`: a signal to the container's init, or with --all to every process
 //! of its cgroup.
 
+use std::os::fd::AsFd;
+
 use crate::state::{is_alive, State, Status, Store};
 use crate::{Context, Error, Result};
 
@@ -31,7 +33,8 @@ pub fn signal_init(state: &State, signal: i32) -> Result<()> {
     let Some(pidfd) = init_pidfd(state)? else {
         return Ok(());
     };
-    send(&pidfd, signal).ctx(|| format!("signal {signal} to the init (pid {})", state.pid))
+    crate::sys::pidfd_signal(pidfd.as_fd(), signal)
+        .ctx(|| format!("signal {signal} to the init (pid {})", state.pid))
 }
 
 /// A pidfd of the container's init, checked after opening to still be the
@@ -48,59 +51,13 @@ pub(super) fn init_pidfd(state: &State) -> Result<Option<std::os::fd::OwnedFd>> 
     Ok(is_alive(state.pid, state.pid_start_time).then_some(pidfd))
 }
 
-fn send(pidfd: &std::os::fd::OwnedFd, signal: i32) -> rustix::io::Result<()> {
-    // rustix's Signal covers the named signals only; real-time ones need
-    // the raw number.
-    // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            std::os::fd::AsRawFd::as_raw_fd(pidfd),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if ret < 0 {
-        let errno = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL);
-        if errno == libc::ESRCH {
-            return Ok(());
-        }
-        return Err(rustix::io::Errno::from_raw_os_error(errno));
-    }
-    Ok(())
-}
-
-/// Signals every process in the container's cgroup, and the init. The
-/// cgroup is frozen meanwhile, so that no process forks past the signal.
+/// Signals every process in the container's cgroup, and the init.
 pub fn signal_all(state: &State, signal: i32) -> Result<()> {
     signal_init(state, signal)?;
     let Some(placement) = &state.cgroup else {
         return Ok(());
     };
-    let cgroup = berth_cgroups::open(placement.clone());
-    let was_frozen = berth_cgroups::is_frozen(placement);
-    let frozen = !was_frozen && cgroup.freeze().is_ok();
-    let result = signal_pids(cgroup.as_ref(), signal);
-    // A frozen process takes SIGKILL only once thawed; a paused container
-    // stays paused for any other signal.
-    if frozen || (was_frozen && signal == libc::SIGKILL) {
-        cgroup.thaw().ctx(|| "thaw after signalling")?;
-    }
-    result
-}
-
-fn signal_pids(cgroup: &dyn berth_cgroups::Manager, signal: i32) -> Result<()> {
-    for pid in cgroup.procs().ctx(|| "list the container's processes")? {
-        // SAFETY: kill(2) with plain integers.
-        if unsafe { libc::kill(pid, signal) } < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ESRCH) {
-                return Err(err).ctx(|| format!("signal {signal} to pid {pid}"));
-            }
-        }
-    }
-    Ok(())
+    berth_cgroups::open(placement.clone())
+        .signal_all(signal)
+        .ctx(|| format!("signal {signal} to the container's processes"))
 }

@@ -1,7 +1,6 @@
 //! `state` and `list`.
 
-use super::OciState;
-use crate::state::{Container, Status, Store};
+use crate::state::{Container, OciState, Status, Store};
 use crate::Result;
 
 fn describe(c: &Container) -> Result<OciState> {

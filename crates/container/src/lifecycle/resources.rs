@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use berth_cgroups::Manager;
 use oci_spec::runtime::LinuxResources;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::state::{Container, State, Status, Store};
 use crate::{Context, Error, Result};
@@ -58,18 +57,6 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
     cgroup_of(id, &state)?.thaw().ctx(|| "resume")
 }
 
-/// Merges `patch` into `base`: objects key by key, anything else replaced.
-fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p,
-    }
-}
-
 /// Changes the limits of a live container. Device rules are not updated
 /// (as in runc); the new values are recorded in its state.
 pub fn update(store: &Store, id: &str, resources: &LinuxResources) -> Result<()> {
@@ -101,12 +88,10 @@ pub fn update(store: &Store, id: &str, resources: &LinuxResources) -> Result<()>
         }
     }
     cgroup.apply(&change).ctx(|| "update")?;
-    let mut linux = serde_json::to_value(state.config.linux().clone().unwrap_or_default())
-        .expect("a spec serialises");
-    let patch = serde_json::to_value(&change).expect("resources serialise");
-    merge(&mut linux["resources"], patch);
-    let linux = serde_json::from_value(linux)
-        .map_err(|e| Error::Message(format!("record the update: {e}")))?;
+    let mut linux = state.config.linux().clone().unwrap_or_default();
+    let mut recorded = linux.resources().clone().unwrap_or_default();
+    berth_cgroups::resources::merge(&mut recorded, &change);
+    linux.set_resources(Some(recorded));
     state.config.set_linux(Some(linux));
     dir.write_state(&state)
 }
@@ -187,22 +172,4 @@ pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     cgroup_of(id, &state)?
         .procs()
         .ctx(|| "list the container's processes")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merging_keeps_what_the_patch_does_not_mention() {
-        let mut base = serde_json::json!({"memory": {"limit": 1, "swap": 2}, "pids": {"limit": 5}});
-        merge(
-            &mut base,
-            serde_json::json!({"memory": {"limit": 9}, "cpu": {"shares": 2}}),
-        );
-        assert_eq!(
-            base,
-            serde_json::json!({"memory": {"limit": 9, "swap": 2}, "pids": {"limit": 5}, "cpu": {"shares": 2}})
-        );
-    }
 }

@@ -5,8 +5,7 @@ use std::os::fd::OwnedFd;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 
-use super::OciState;
-use crate::state::{ContainerDir, State, Status, Store};
+use crate::state::{ContainerDir, OciState, State, Status, Store};
 use crate::{hooks, Context, Error, Result};
 
 pub fn start(store: &Store, id: &str) -> Result<()> {

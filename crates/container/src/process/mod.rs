@@ -1,11 +1,11 @@
 //! Setting up the container's process: capabilities, user and groups,
-//! rlimits, scheduling, LSM labels, seccomp, file descriptors and the final
+//! rlimits, scheduling, oom score and LSM labels, seccomp, file descriptors and the final
 //! execve.
 
 pub mod caps;
 pub mod exec;
 pub mod fds;
-pub mod lsm;
+pub mod procfs;
 pub mod rlimits;
 pub mod sched;
 pub mod seccomp;

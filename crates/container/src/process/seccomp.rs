@@ -74,7 +74,7 @@ pub fn hand_listener(
     seccomp: &LinuxSeccomp,
     listener: std::os::fd::BorrowedFd,
     pid: i32,
-    state: serde_json::Value,
+    state: &crate::state::OciState,
 ) -> Result<()> {
     let path = seccomp.listener_path().as_deref().ok_or_else(|| {
         Error::spec(
@@ -100,7 +100,7 @@ pub fn hand_listener(
     let addr = rustix::net::SocketAddrUnix::new(path).ctx(field)?;
     rustix::net::connect(&socket, &addr).ctx(|| format!("{}: connect", field()))?;
     let bytes = serde_json::to_vec(&message).expect("the state serialises");
-    crate::process::terminal::send_fd(std::os::fd::AsFd::as_fd(&socket), listener, &bytes)
+    crate::sys::send_fd(std::os::fd::AsFd::as_fd(&socket), listener, &bytes)
         .ctx(|| format!("{}: send the listener", field()))
 }
 

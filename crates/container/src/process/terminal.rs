@@ -3,14 +3,11 @@
 //! the slave becomes the process's controlling terminal, stdio and
 //! /dev/console.
 
-use std::io::IoSlice;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::pty::OpenptFlags;
 
 use crate::rootfs::resolve::RootDir;
@@ -46,7 +43,7 @@ pub fn create(
     if bind_dev_console {
         bind_console(&name)?;
     }
-    send_fd(console, master.as_fd(), name.as_bytes())
+    crate::sys::send_fd(console, master.as_fd(), name.as_bytes())
         .ctx(|| "--console-socket: send the pty master")?;
     Ok(slave)
 }
@@ -85,21 +82,6 @@ fn bind_console(slave: &std::ffi::CStr) -> Result<()> {
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
     .ctx(|| "bind the pty over /dev/console")
-}
-
-/// Sends `fd` over a unix socket (SCM_RIGHTS) with `payload` as the data.
-pub fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> rustix::io::Result<()> {
-    let fds = [fd];
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(
-        socket,
-        &[IoSlice::new(payload)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )?;
-    Ok(())
 }
 
 /// Makes `slave` the controlling terminal and the stdio of the process.

@@ -8,16 +8,16 @@ use std::path::Path;
 
 use berth_cgroups::Placement;
 
-use super::mounts::{self, MountContext};
 use super::options::MountOptions;
-use super::sys;
+use super::target::{self, MountContext};
+use crate::sys;
 use crate::{Context, Result};
 
 pub fn mount(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()> {
-    match ctx.cgroup {
+    match ctx.cfg.cgroup {
         Some(Placement::V2 { dir, .. }) => one_v2(ctx, dest, opts, dir)?,
         Some(Placement::V1 { dirs, unified, .. }) => {
-            let point = mounts::mount_point_dir(ctx.root, dest)?;
+            let point = target::mount_point_dir(ctx.root, dest)?;
             let tmpfs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
             sys::mount("tmpfs", point.as_fd(), "tmpfs", tmpfs_flags, "mode=755")?;
             for d in dirs {
@@ -28,8 +28,8 @@ pub fn mount(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()>
                     .collect::<Vec<_>>()
                     .join(",");
                 let sub = dest.join(&name);
-                let point = mounts::mount_point_dir(ctx.root, &sub)?;
-                if ctx.cgroupns {
+                let point = target::mount_point_dir(ctx.root, &sub)?;
+                if ctx.cfg.has_cgroupns {
                     let data = d.controllers.join(",");
                     sys::mount("cgroup", point.as_fd(), "cgroup", opts.flags, &data)
                         .ctx(|| format!("cgroup {name}"))?;
@@ -49,7 +49,7 @@ pub fn mount(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()>
                 one_v2(ctx, &dest.join("unified"), opts, unified)?;
             }
             if opts.flags & libc::MS_RDONLY != 0 {
-                let tmpfs = mounts::mounted(ctx.root, dest)?;
+                let tmpfs = target::mounted(ctx.root, dest)?;
                 let flags = tmpfs_flags | libc::MS_RDONLY | libc::MS_REMOUNT;
                 rustix::mount::mount_remount(
                     sys::fd_path(&tmpfs),
@@ -67,12 +67,12 @@ pub fn mount(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()>
             opts.flags,
         )?,
     }
-    mounts::finish(ctx.root, dest, opts)
+    target::finish(ctx.root, dest, opts)
 }
 
 fn one_v2(ctx: &MountContext, dest: &Path, opts: &MountOptions, dir: &Path) -> Result<()> {
-    let point = mounts::mount_point_dir(ctx.root, dest)?;
-    if ctx.cgroupns {
+    let point = target::mount_point_dir(ctx.root, dest)?;
+    if ctx.cfg.has_cgroupns {
         match sys::mount("cgroup2", point.as_fd(), "cgroup2", opts.flags, "") {
             Ok(()) => return Ok(()),
             // Not allowed here (a user namespace that does not own the
@@ -85,12 +85,12 @@ fn one_v2(ctx: &MountContext, dest: &Path, opts: &MountOptions, dir: &Path) -> R
 }
 
 fn bind_dir(ctx: &MountContext, dest: &Path, source: &Path, flags: u64) -> Result<()> {
-    let point = mounts::mount_point_dir(ctx.root, dest)?;
+    let point = target::mount_point_dir(ctx.root, dest)?;
     let source_fd = sys::open_path(source)?;
     sys::bind(source_fd.as_fd(), point.as_fd(), true)?;
     let flags = flags & !(libc::MS_BIND | libc::MS_REC);
     if flags != 0 {
-        let new = mounts::mounted(ctx.root, dest)?;
+        let new = target::mounted(ctx.root, dest)?;
         sys::remount_bind(new.as_fd(), flags)?;
     }
     Ok(())

@@ -10,7 +10,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 
 use super::options::MountOptions;
-use super::sys;
+use crate::sys;
 use crate::{Context, Result};
 
 /// MS_* flags that fsmount takes as MOUNT_ATTR_* attributes.

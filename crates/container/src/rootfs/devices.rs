@@ -6,9 +6,9 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 use rustix::fs::FileType;
 
-use super::mounts;
 use super::resolve::RootDir;
-use super::sys;
+use super::target;
+use crate::sys;
 use crate::{Context, Error, Result};
 
 /// The nodes every container gets: (name, major, minor).
@@ -85,7 +85,7 @@ pub fn populate(root: &RootDir, devices: &[LinuxDevice], in_userns: bool) -> Res
         create(root, &d, in_userns).ctx(|| format!("/dev/{name}"))?;
     }
     for dir in ["dev/pts", "dev/shm"] {
-        mounts::mount_point_dir(root, Path::new(dir))?;
+        target::mount_point_dir(root, Path::new(dir))?;
     }
     let mut links = vec![
         ("dev/fd", "/proc/self/fd"),
@@ -119,9 +119,9 @@ fn symlink(root: &RootDir, link: &str, target: &str) -> Result<()> {
 /// Makes one device node; an existing one is kept. In a user namespace,
 /// where mknod is not allowed, the host's node of the same path is bound.
 fn create(root: &RootDir, d: &LinuxDevice, in_userns: bool) -> Result<()> {
-    let path = mounts::in_root(d.path());
+    let path = target::in_root(d.path());
     if in_userns {
-        let point = mounts::mount_point_file(root, &path)?;
+        let point = target::mount_point_file(root, &path)?;
         let host = sys::open_path(d.path())?;
         return sys::bind(host.as_fd(), point.as_fd(), false);
     }

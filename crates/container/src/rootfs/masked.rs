@@ -3,9 +3,9 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use super::mounts;
 use super::resolve::RootDir;
-use super::sys;
+use super::target;
+use crate::sys;
 use crate::{Context, Error, Result};
 
 /// The host's /dev/null, opened once and checked to be the real null device
@@ -36,7 +36,7 @@ fn resolve_existing(root: &RootDir, path: &Path) -> Result<Option<OwnedFd>> {
 /// else under /dev/null. Paths that do not exist are skipped.
 pub fn mask(root: &RootDir, paths: &[String], dev_null: BorrowedFd) -> Result<()> {
     for (i, p) in paths.iter().enumerate() {
-        let rel = mounts::in_root(Path::new(p));
+        let rel = target::in_root(Path::new(p));
         let result = (|| {
             let Some(handle) = resolve_existing(root, &rel)? else {
                 return Ok(());
@@ -56,13 +56,13 @@ pub fn mask(root: &RootDir, paths: &[String], dev_null: BorrowedFd) -> Result<()
 /// Makes each path a read-only bind of itself, keeping its other flags.
 pub fn make_readonly(root: &RootDir, paths: &[String]) -> Result<()> {
     for (i, p) in paths.iter().enumerate() {
-        let rel = mounts::in_root(Path::new(p));
+        let rel = target::in_root(Path::new(p));
         let result = (|| {
             let Some(handle) = resolve_existing(root, &rel)? else {
                 return Ok(());
             };
             sys::bind(handle.as_fd(), handle.as_fd(), true)?;
-            let new = mounts::mounted(root, &rel)?;
+            let new = target::mounted(root, &rel)?;
             let flags = sys::mount_flags(new.as_fd())? | libc::MS_RDONLY;
             sys::remount_bind(new.as_fd(), flags)
         })();

@@ -9,7 +9,7 @@ mod mounts;
 mod options;
 mod pivot;
 pub(crate) mod resolve;
-mod sys;
+mod target;
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -17,7 +17,7 @@ use std::path::Path;
 use berth_cgroups::Placement;
 use oci_spec::runtime::Spec;
 
-use crate::{Context, Error, Result};
+use crate::{sys, Context, Error, Result};
 
 pub use options::{known_options, parse as parse_mount_options, propagation_flag, MountOptions};
 pub use pivot::Entry;
@@ -29,9 +29,10 @@ pub struct RootfsConfig<'a> {
     pub bundle: &'a Path,
     /// Whether the container has a mount namespace of its own; without one
     /// nothing of the host's propagation may be touched.
-    pub new_mount_ns: bool,
+    pub own_mount_ns: bool,
     pub in_userns: bool,
-    pub cgroupns: bool,
+    pub has_cgroupns: bool,
+    /// The container's cgroup, which a mount of type cgroup shows.
     pub cgroup: Option<&'a Placement>,
     pub entry: Entry,
     /// For each spec mount, its idmapped tree (a detached mount berth made
@@ -47,7 +48,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         .rootfs_propagation()
         .as_deref()
         .and_then(propagation_flag);
-    if cfg.new_mount_ns {
+    if cfg.own_mount_ns {
         // Nothing done in here may reach the host: everything is a slave
         // (or private, when asked) until the root has been switched.
         let initial = match propagation {
@@ -61,22 +62,18 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
             .ctx(|| format!("root.path {:?}", cfg.rootfs))?;
     }
     let root = resolve::RootDir::open(cfg.rootfs).ctx(|| format!("root.path {:?}", cfg.rootfs))?;
-    let ctx = mounts::MountContext {
+    let ctx = target::MountContext {
+        cfg,
         root: &root,
-        bundle: cfg.bundle,
-        in_userns: cfg.in_userns,
-        cgroupns: cfg.cgroupns,
-        cgroup: cfg.cgroup,
-        idmaps: cfg.idmaps,
         mount_label: linux
             .mount_label()
             .as_deref()
-            .filter(|l| !l.is_empty() && crate::process::lsm::selinux_enabled()),
+            .filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()),
     };
     let spec_mounts = cfg.spec.mounts().clone().unwrap_or_default();
     mounts::mount_all(&ctx, &spec_mounts)?;
     let dev_is_bound = spec_mounts.iter().any(|m| {
-        mounts::in_root(m.destination()) == Path::new("dev")
+        target::in_root(m.destination()) == Path::new("dev")
             && mounts::is_bind(
                 m,
                 &options::parse(m.options().as_deref().unwrap_or_default()),
@@ -99,7 +96,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
     drop(root);
     before_entry()?;
     pivot::enter(cfg.rootfs, cfg.entry)?;
-    if !cfg.new_mount_ns {
+    if !cfg.own_mount_ns {
         return Ok(());
     }
     // Now that the host is out of reach, give / the propagation asked for.
@@ -184,7 +181,7 @@ pub fn idmapped_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<std::os::
             };
             let opts = options::parse(m.options().as_deref().unwrap_or_default());
             let recursive = opts.recursive || m.options().iter().flatten().any(|o| o == "ridmap");
-            let userns = crate::init::namespaces::userns_with_maps(uid, gid)?;
+            let userns = sys::userns::with_maps(uid, gid)?;
             sys::idmapped_tree(&source, recursive, userns.as_fd())
                 .map(Some)
                 .ctx(|| format!("mounts[{i}].uidMappings"))

@@ -1,38 +1,18 @@
 //! The spec's `mounts`, each made inside the rootfs: destinations are
-//! resolved in the root by the kernel ([`RootDir`]: no symlink can lead out
-//! of it), created when missing, and mounted on through their descriptors.
+//! resolved in the root by the kernel ([`super::resolve::RootDir`]: no
+//! symlink can lead out of it), created when missing, and mounted on
+//! through their descriptors.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
 use super::cgroupfs;
 use super::options::{self, MountOptions};
-use super::resolve::RootDir;
-use super::sys;
+use super::target::{finish, in_root, mount_point_dir, mount_point_file, mounted, MountContext};
+use crate::sys;
 use crate::{Context, Error, Result};
-
-/// What mounting needs to know beyond the mount itself.
-pub struct MountContext<'a> {
-    pub root: &'a RootDir,
-    pub bundle: &'a Path,
-    pub in_userns: bool,
-    pub cgroupns: bool,
-    pub cgroup: Option<&'a berth_cgroups::Placement>,
-    pub idmaps: &'a [Option<OwnedFd>],
-    /// linux.mountLabel, when SELinux is enabled (without it the label
-    /// means nothing and is dropped, as crun does).
-    pub mount_label: Option<&'a str>,
-}
-
-/// The destination relative to the container's root ("/proc" → "proc").
-pub fn in_root(destination: &Path) -> PathBuf {
-    destination
-        .components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        .collect()
-}
 
 pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
     m.typ().as_deref() == Some("bind") || opts.bind
@@ -41,7 +21,7 @@ pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
 /// Mounts every entry of `mounts`, in order.
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
-        let idmap = ctx.idmaps.get(i).and_then(Option::as_ref);
+        let idmap = ctx.cfg.idmaps.get(i).and_then(Option::as_ref);
         mount_one(ctx, m, idmap)
             .ctx(|| format!("mounts[{i}].destination {:?}", m.destination()))?;
     }
@@ -59,23 +39,6 @@ fn mount_one(ctx: &MountContext, m: &Mount, idmap: Option<&OwnedFd>) -> Result<(
         "" => Err(Error::Message("the mount has no type".into())),
         fstype => filesystem(ctx, m, fstype, &dest, &opts),
     }
-}
-
-/// Creates a directory mount point and returns its handle.
-pub fn mount_point_dir(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
-    root.mkdir_all(dest, 0o755).ctx(|| "create the mount point")
-}
-
-/// Creates a file mount point (for binding a file) and returns its handle.
-pub fn mount_point_file(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
-    root.create_file(dest, 0o644)
-        .ctx(|| "create the mount point")
-}
-
-/// Re-resolves `dest` after something was mounted on it: the handle of the
-/// mount point itself still refers to what lies underneath.
-pub fn mounted(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
-    root.resolve(dest).ctx(|| "resolve the new mount")
 }
 
 fn filesystem(
@@ -111,7 +74,7 @@ fn filesystem(
         .mount_label
         .filter(|_| matches!(fstype, "tmpfs" | "devpts" | "mqueue" | "shm"))
     {
-        data.push(crate::process::lsm::mount_context(label));
+        data.push(crate::lsm::mount_context(label));
     }
     if fstype == "tmpfs" && opts.copy_up {
         let opts = MountOptions {
@@ -125,7 +88,7 @@ fn filesystem(
     match sys::mount(&source, point.as_fd(), fstype, opts.flags, &data) {
         // sysfs cannot be mounted in a user namespace that does not own the
         // network namespace; bind the host's instead, as runc does.
-        Err(e) if fstype == "sysfs" && ctx.in_userns && e.errno() == Some(libc::EPERM) => {
+        Err(e) if fstype == "sysfs" && ctx.cfg.in_userns && e.errno() == Some(libc::EPERM) => {
             let host = sys::open_path(Path::new("/sys"))?;
             sys::bind(host.as_fd(), point.as_fd(), true)?;
             let new = mounted(ctx.root, dest)?;
@@ -150,7 +113,7 @@ fn bind(
     let source = if source.is_absolute() {
         source.to_path_buf()
     } else {
-        ctx.bundle.join(source)
+        ctx.cfg.bundle.join(source)
     };
     let source_fd: OwnedFd = sys::open_path(&source).ctx(|| "mount source")?;
     let st = rustix::fs::fstat(&source_fd).ctx(|| format!("stat {}", source.display()))?;
@@ -177,37 +140,9 @@ fn bind(
 /// In a user namespace the flags of a mount inherited from the host are
 /// locked: a remount must repeat them or it fails with EPERM.
 fn locked_flags(ctx: &MountContext, fd: std::os::fd::BorrowedFd) -> Result<u64> {
-    if !ctx.in_userns {
+    if !ctx.cfg.in_userns {
         return Ok(0);
     }
     let locked = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     Ok(sys::mount_flags(fd)? & locked)
-}
-
-/// Propagation and recursive attributes, which apply to a mount once it is
-/// in place.
-pub fn finish(root: &RootDir, dest: &Path, opts: &MountOptions) -> Result<()> {
-    if opts.propagation.is_empty() && opts.recursive_set == 0 && opts.recursive_clear == 0 {
-        return Ok(());
-    }
-    let new = mounted(root, dest)?;
-    for flags in &opts.propagation {
-        sys::set_propagation(&sys::fd_path(&new), *flags)?;
-    }
-    if opts.recursive_set != 0 || opts.recursive_clear != 0 {
-        sys::set_attributes_recursively(new.as_fd(), opts.recursive_set, opts.recursive_clear)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destinations_are_made_relative_to_the_root() {
-        assert_eq!(in_root(Path::new("/proc/sys")), PathBuf::from("proc/sys"));
-        assert_eq!(in_root(Path::new("data")), PathBuf::from("data"));
-        assert_eq!(in_root(Path::new("/")), PathBuf::new());
-    }
 }

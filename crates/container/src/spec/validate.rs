@@ -162,7 +162,7 @@ pub fn validate_process(process: &Process) -> Result<()> {
         .as_deref()
         .filter(|p| !p.is_empty())
     {
-        if !crate::process::lsm::apparmor_enabled() {
+        if !crate::lsm::apparmor_enabled() {
             return Err(Error::spec(
                 "process.apparmorProfile",
                 format!("{profile:?} was asked for, but AppArmor is not enabled on this host"),
@@ -170,7 +170,7 @@ pub fn validate_process(process: &Process) -> Result<()> {
         }
     }
     if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
-        if !crate::process::lsm::selinux_enabled() {
+        if !crate::lsm::selinux_enabled() {
             return Err(Error::spec(
                 "process.selinuxLabel",
                 format!("{label:?} was asked for, but SELinux is not enabled on this host"),

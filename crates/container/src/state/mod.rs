@@ -7,6 +7,7 @@
 //! an exclusive flock on its directory. state.json is replaced atomically
 //! (written to a temporary file, then renamed), so readers need no lock.
 
+mod oci;
 mod status;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Context, Error, Result};
 
+pub use oci::OciState;
 pub use status::{is_alive, ProcStat, Status};
 
 pub const STATE_FILE: &str = "state.json";

@@ -1,10 +1,11 @@
-//! clone3(2): one system call creates the init in its new namespaces, hands
+//! clone3(2): one system call creates a child in its new namespaces, hands
 //! back a pidfd, and (on cgroup v2) places it in its cgroup before it runs.
 //! Neither libc nor rustix wraps clone3 in its fork-like form (no new stack,
 //! the child returns from the call), so it is called directly.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use super::Child;
 use crate::{Context, Result};
 
 const CLONE_PIDFD: u64 = 0x1000;
@@ -27,9 +28,10 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Which side of the clone this is.
 pub enum Cloned {
-    Child,
-    Parent { pid: i32, pidfd: OwnedFd },
+    InChild,
+    InParent(Child),
 }
 
 /// Forks with `flags` (CLONE_NEW* namespaces), optionally into the cgroup
@@ -56,11 +58,11 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd>) -> Result<Cloned> {
         std::mem::size_of::<CloneArgs>(),
     );
     match ret {
-        0 => Ok(Cloned::Child),
-        pid if pid > 0 => Ok(Cloned::Parent {
-            pid: pid as i32,
-            pidfd: OwnedFd::from_raw_fd(pidfd),
-        }),
+        0 => Ok(Cloned::InChild),
+        pid if pid > 0 => Ok(Cloned::InParent(Child::new(
+            pid as i32,
+            OwnedFd::from_raw_fd(pidfd),
+        ))),
         _ => Err(std::io::Error::last_os_error()).ctx(|| format!("clone3(flags {flags:#x})")),
     }
 }
