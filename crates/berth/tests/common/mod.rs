@@ -44,6 +44,19 @@ pub fn template_rootfs() -> &'static Path {
     })
 }
 
+/// Whether this test can run on this host. When it cannot, it says so on
+/// stderr with `reason` (written past the harness's capture, so it shows in
+/// every run): a test that returns early in silence would pass having
+/// checked nothing.
+pub fn runs_here(can: bool, reason: &str) -> bool {
+    if !can {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+    }
+    can
+}
+
 /// A unique container id: the tag, this process and a counter.
 pub fn unique_id(tag: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
