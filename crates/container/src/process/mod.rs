@@ -1,6 +1,6 @@
 //! Setting up the container's process: capabilities, user and groups,
-//! rlimits, scheduling, oom score and LSM labels, seccomp, file descriptors and the final
-//! execve.
+//! rlimits, scheduling, oom score and LSM labels, seccomp, file
+//! descriptors and the final execve.
 
 pub mod caps;
 pub mod exec;
