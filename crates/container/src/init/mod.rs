@@ -115,6 +115,10 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
             Some(ToChild::HooksDone { state }) => state,
             other => return Err(unexpected("the create hooks", other)),
         };
+        // createContainer hooks start in the rootfs, as under runc (the
+        // root switch that follows does not depend on the cwd).
+        rustix::process::chdir(&cfg.bundle.rootfs)
+            .ctx(|| format!("chdir to the rootfs {}", cfg.bundle.rootfs.display()))?;
         hooks::run_all(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or_default(),

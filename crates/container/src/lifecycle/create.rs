@@ -16,8 +16,8 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use super::foreground::ConsoleSocket;
 use crate::init::child::Requests;
 use crate::init::{self, CgroupSetup, InitConfig, NamespacePlan, Spawned};
-use crate::process::seccomp;
-use crate::rootfs::{devices, Entry, RootfsConfig};
+use crate::process::{caps, seccomp};
+use crate::rootfs::{devices, BindSource, Entry, RootfsConfig};
 use crate::spec::Bundle;
 use crate::state::{ContainerDir, OciState, ProcStat, State, Status, Store};
 use crate::{hooks, id, Context, Error, Result};
@@ -77,6 +77,9 @@ struct Plan {
 fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     id::validate(id)?;
     let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
+    if let Some(process) = bundle.spec.process_mut() {
+        caps::drop_unavailable_from(process);
+    }
     if opts.listen_fds > 0 {
         if let Some(process) = bundle.spec.process_mut() {
             let mut env = process.env().clone().unwrap_or_default();
@@ -133,8 +136,8 @@ struct Prepared {
     console: Option<OwnedFd>,
     /// berth's own console, when it is the container's console.
     own_console: Option<ConsoleSocket>,
-    /// Idmapped mounts (detached trees), by mount index.
-    idmaps: Vec<Option<OwnedFd>>,
+    /// Bind sources made ready for the init, by mount index.
+    bind_sources: Vec<Option<BindSource>>,
 }
 
 impl Drop for Prepared {
@@ -178,9 +181,14 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
     let own_console = (plan.terminal && console.is_none())
         .then(ConsoleSocket::pair)
         .transpose()?;
-    // Idmapped mounts are made while berth is still host root; the init
-    // inherits them and only attaches them.
-    let idmaps = crate::rootfs::idmapped_trees(&plan.bundle.spec, &plan.bundle.path)?;
+    // Bind sources are made ready while berth is still host root; the init
+    // inherits them and only attaches them. (An unprivileged berth can
+    // reach no more than its container can.)
+    let bind_sources = crate::rootfs::bind_sources(
+        &plan.bundle.spec,
+        &plan.bundle.path,
+        plan.namespaces.in_userns && rustix::process::geteuid().is_root(),
+    )?;
     let dir = store.create(id)?;
     let exec_fifo = match dir.make_exec_fifo().and_then(|()| dir.open_exec_fifo()) {
         Ok(fd) => fd,
@@ -196,7 +204,7 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
         exec_fifo,
         console,
         own_console,
-        idmaps,
+        bind_sources,
     };
     if let Some(host) = &plan.host {
         prepared.cgroup = Some(berth_cgroups::create(host, &plan.cgroups_path).ctx(|| "cgroups")?);
@@ -231,7 +239,7 @@ fn spawn(
                 (true, true) => Entry::MoveAndChroot,
                 (true, false) => Entry::Pivot,
             },
-            idmaps: &prepared.idmaps,
+            bind_sources: &prepared.bind_sources,
         },
         keyring: (!opts.no_new_keyring).then_some(id),
         preserve_fds: opts.listen_fds + opts.preserve_fds,

@@ -18,7 +18,7 @@ use super::foreground::{ConsoleSocket, Foreground};
 use crate::init::channel::{Channel, FromChild, ToChild};
 use crate::init::child::{self, Outcome, Requests};
 use crate::process::setup::{self, ProcessContext};
-use crate::process::{procfs, sched, seccomp, terminal};
+use crate::process::{caps, procfs, sched, seccomp, terminal};
 use crate::state::{is_alive, OciState, State, Status, Store};
 use crate::sys::{namespace, Child};
 use crate::{Context, Error, Result};
@@ -194,8 +194,9 @@ fn plan(store: &Store, id: &str, opts: &ExecOptions) -> Result<Plan> {
             })
         }
     };
-    let process = build_process(&state, &opts.request)?;
+    let mut process = build_process(&state, &opts.request)?;
     crate::spec::validate_process(&process)?;
+    caps::drop_unavailable_from(&mut process);
     if process.terminal() == Some(true) && opts.console_socket.is_none() && opts.detach {
         return Err(Error::Message(
             "exec --tty --detach needs --console-socket to hand the pty to".into(),

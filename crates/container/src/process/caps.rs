@@ -30,6 +30,60 @@ fn kernel_knows(cap: Capability) -> bool {
     cap.index() <= last
 }
 
+/// Takes out of every set of `caps` what berth's own bounding set lacks
+/// (a nested or restricted host): such a capability could never be held,
+/// and runc drops it with a warning rather than fail. Returns the names
+/// dropped.
+pub fn drop_unavailable(caps: &mut LinuxCapabilities) -> Vec<String> {
+    let Ok(available) = caps::read(None, CapSet::Bounding) else {
+        return Vec::new();
+    };
+    let mut dropped: Vec<String> = Vec::new();
+    let mut keep = |set: &Option<Capabilities>| -> Option<Capabilities> {
+        set.as_ref().map(|set| {
+            set.iter()
+                .copied()
+                .filter(|c| {
+                    let held = Capability::from_str(&format!("CAP_{c}"))
+                        .is_ok_and(|cap| available.contains(&cap) || !kernel_knows(cap));
+                    if !held && !dropped.contains(&c.to_string()) {
+                        dropped.push(c.to_string());
+                    }
+                    held
+                })
+                .collect()
+        })
+    };
+    let bounding = keep(caps.bounding());
+    let effective = keep(caps.effective());
+    let permitted = keep(caps.permitted());
+    let inheritable = keep(caps.inheritable());
+    let ambient = keep(caps.ambient());
+    caps.set_bounding(bounding);
+    caps.set_effective(effective);
+    caps.set_permitted(permitted);
+    caps.set_inheritable(inheritable);
+    caps.set_ambient(ambient);
+    dropped.sort();
+    dropped
+}
+
+/// [`drop_unavailable`] for a process about to be set up, with the
+/// warning runc gives.
+pub fn drop_unavailable_from(process: &mut oci_spec::runtime::Process) {
+    let Some(mut caps) = process.capabilities().clone() else {
+        return;
+    };
+    let dropped = drop_unavailable(&mut caps);
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "process.capabilities: berth's own bounding set lacks {}: dropped from the request",
+            dropped.join(", ")
+        );
+        process.set_capabilities(Some(caps));
+    }
+}
+
 /// Drops from the bounding set what the spec does not list. This needs
 /// CAP_SETPCAP, so it runs before the switch to the container's user.
 pub fn limit_bounding(caps: &LinuxCapabilities) -> Result<()> {

@@ -1,7 +1,7 @@
 //! File descriptors: only stdio, the --preserve-fds ones and berth's own
 //! (close-on-exec) descriptors may survive into the container.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use crate::{Context, Result};
 
@@ -42,6 +42,34 @@ pub fn preserve(n: u32) -> Result<()> {
         let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
         if ret < 0 {
             return Err(std::io::Error::last_os_error()).ctx(|| format!("--preserve-fds: fd {fd}"));
+        }
+    }
+    Ok(())
+}
+
+/// Gives stdio to the process's user (its uid; the group is left as the
+/// file system set it, as runc leaves it), so that a terminal or a pipe
+/// the engine handed over stays usable after the user switch. /dev/null is
+/// never touched; a descriptor the user namespace cannot chown is left
+/// as it is.
+pub fn give_stdio_to(uid: u32) -> Result<()> {
+    let null = rustix::fs::stat("/dev/null").ok().map(|st| st.st_rdev);
+    for fd in 0..3 {
+        // SAFETY: the standard descriptors are this process's; borrowed
+        // for the duration of the calls only.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = rustix::fs::fstat(fd) else {
+            continue;
+        };
+        let is_char = rustix::fs::FileType::from_raw_mode(st.st_mode)
+            == rustix::fs::FileType::CharacterDevice;
+        if st.st_uid == uid || (is_char && Some(st.st_rdev) == null) {
+            continue;
+        }
+        let owner = rustix::process::Uid::from_raw(uid);
+        match rustix::fs::fchown(fd, Some(owner), None) {
+            Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => {}
+            Err(e) => return Err(e).ctx(|| format!("chown fd {} to uid {uid}", fd.as_raw_fd())),
         }
     }
     Ok(())

@@ -117,6 +117,12 @@ pub fn prepare<'a>(
     if let Some(filter) = ctx.seccomp.filter(|_| !no_new_privs) {
         seccomp_listener = filter.load()?;
     }
+    fds::give_stdio_to(user.uid())?;
+    // The realtime class needs CAP_SYS_ADMIN (or CAP_SYS_NICE): set it
+    // while berth still holds them.
+    if let Some(p) = process.io_priority() {
+        sched::set_io_priority(p)?;
+    }
     user::switch(user)?;
     if cwd_deferred {
         rustix::process::chdir(cwd).ctx(|| format!("process.cwd {cwd:?}: chdir"))?;
@@ -131,9 +137,6 @@ pub fn prepare<'a>(
     }
     if let Some(s) = process.scheduler() {
         sched::set_scheduler(s)?;
-    }
-    if let Some(p) = process.io_priority() {
-        sched::set_io_priority(p)?;
     }
     user::apply_umask(user);
     let mut late_seccomp = ctx.seccomp.filter(|_| no_new_privs);

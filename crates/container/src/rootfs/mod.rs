@@ -11,7 +11,7 @@ mod pivot;
 pub(crate) mod resolve;
 mod target;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use berth_cgroups::Placement;
@@ -35,9 +35,9 @@ pub struct RootfsConfig<'a> {
     /// The container's cgroup, which a mount of type cgroup shows.
     pub cgroup: Option<&'a Placement>,
     pub entry: Entry,
-    /// For each spec mount, its idmapped tree (a detached mount berth made
-    /// before the clone), if it is idmapped.
-    pub idmaps: &'a [Option<std::os::fd::OwnedFd>],
+    /// For each spec mount, its source as berth made it ready before the
+    /// clone, if it did ([`bind_sources`]).
+    pub bind_sources: &'a [Option<BindSource>],
 }
 
 /// Builds the root filesystem and enters it. `before_entry` runs once the
@@ -70,7 +70,20 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
             .as_deref()
             .filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()),
     };
-    let spec_mounts = cfg.spec.mounts().clone().unwrap_or_default();
+    let mut spec_mounts = cfg.spec.mounts().clone().unwrap_or_default();
+    // A read-only /dev is mounted writable, filled, then made read-only.
+    let readonly_dev = spec_mounts
+        .iter_mut()
+        .find(|m| target::in_root(m.destination()) == Path::new("dev"))
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .is_some_and(|m| {
+            let opts = m.options().clone().unwrap_or_default();
+            let readonly = options::parse(&opts).flags & libc::MS_RDONLY != 0;
+            if readonly {
+                m.set_options(Some(opts.into_iter().filter(|o| o != "ro").collect()));
+            }
+            readonly
+        });
     mounts::mount_all(&ctx, &spec_mounts)?;
     let dev_is_bound = spec_mounts.iter().any(|m| {
         target::in_root(m.destination()) == Path::new("dev")
@@ -85,6 +98,11 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
             linux.devices().as_deref().unwrap_or_default(),
             cfg.in_userns,
         )?;
+    }
+    if readonly_dev {
+        let dev = root.resolve(Path::new("dev")).ctx(|| "resolve /dev")?;
+        let flags = sys::mount_flags(dev.as_fd())? | libc::MS_RDONLY;
+        sys::remount_bind(dev.as_fd(), flags).ctx(|| "make /dev read-only")?;
     }
     let dev_null = masked::open_dev_null()?;
     masked::mask(
@@ -159,18 +177,36 @@ pub fn detach_host_mounts(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The idmapped trees of the spec's mounts, by index: made by berth as host
-/// root before the clone, attached by the init.
-pub fn idmapped_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<std::os::fd::OwnedFd>>> {
+/// A bind mount's source, made ready by berth as host root before the
+/// clone, for the init to attach: it may not be able to reach or idmap the
+/// source itself from inside its user namespace.
+pub enum BindSource {
+    /// An idmapped copy of the source (mounts' uidMappings/gidMappings).
+    Idmapped(OwnedFd),
+    /// A copy of the source, for a container in a user namespace: the
+    /// source may sit below a directory only host root can enter.
+    Cloned(OwnedFd),
+}
+
+/// The bind sources of the spec's mounts, by mount index: idmapped ones
+/// always, the others when `clone_all` (a container in a user namespace,
+/// made by host root).
+pub fn bind_sources(
+    spec: &Spec,
+    bundle: &Path,
+    clone_all: bool,
+) -> Result<Vec<Option<BindSource>>> {
     spec.mounts()
         .iter()
         .flatten()
         .enumerate()
         .map(|(i, m)| {
-            let (Some(uid), Some(gid)) = (m.uid_mappings(), m.gid_mappings()) else {
-                return Ok(None);
+            let opts = options::parse(m.options().as_deref().unwrap_or_default());
+            let idmap = match (m.uid_mappings(), m.gid_mappings()) {
+                (Some(uid), Some(gid)) if !uid.is_empty() => Some((uid, gid)),
+                _ => None,
             };
-            if uid.is_empty() {
+            if !mounts::is_bind(m, &opts) || (idmap.is_none() && !clone_all) {
                 return Ok(None);
             }
             let source = m.source().as_deref().unwrap_or(Path::new(""));
@@ -179,11 +215,15 @@ pub fn idmapped_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<std::os::
             } else {
                 bundle.join(source)
             };
-            let opts = options::parse(m.options().as_deref().unwrap_or_default());
+            let Some((uid, gid)) = idmap else {
+                return sys::clone_tree(&source, opts.recursive)
+                    .map(|tree| Some(BindSource::Cloned(tree)))
+                    .ctx(|| format!("mounts[{i}].source"));
+            };
             let recursive = opts.recursive || m.options().iter().flatten().any(|o| o == "ridmap");
             let userns = sys::userns::with_maps(uid, gid)?;
             sys::idmapped_tree(&source, recursive, userns.as_fd())
-                .map(Some)
+                .map(|tree| Some(BindSource::Idmapped(tree)))
                 .ctx(|| format!("mounts[{i}].uidMappings"))
         })
         .collect()

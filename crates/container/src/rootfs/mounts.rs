@@ -3,7 +3,7 @@
 //! symlink can lead out of it), created when missing, and mounted on
 //! through their descriptors.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use oci_spec::runtime::Mount;
@@ -11,6 +11,7 @@ use oci_spec::runtime::Mount;
 use super::cgroupfs;
 use super::options::{self, MountOptions};
 use super::target::{finish, in_root, mount_point_dir, mount_point_file, mounted, MountContext};
+use super::BindSource;
 use crate::sys;
 use crate::{Context, Error, Result};
 
@@ -21,18 +22,21 @@ pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
 /// Mounts every entry of `mounts`, in order.
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
-        let idmap = ctx.cfg.idmaps.get(i).and_then(Option::as_ref);
-        mount_one(ctx, m, idmap)
+        let ready = ctx.cfg.bind_sources.get(i).and_then(Option::as_ref);
+        mount_one(ctx, m, ready)
             .ctx(|| format!("mounts[{i}].destination {:?}", m.destination()))?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &MountContext, m: &Mount, idmap: Option<&OwnedFd>) -> Result<()> {
+fn mount_one(ctx: &MountContext, m: &Mount, ready: Option<&BindSource>) -> Result<()> {
     let dest = in_root(m.destination());
+    if dest == Path::new("proc") || dest == Path::new("sys") {
+        refuse_symlink(ctx, &dest)?;
+    }
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     if is_bind(m, &opts) {
-        return bind(ctx, m, &dest, &opts, idmap);
+        return bind(ctx, m, &dest, &opts, ready);
     }
     match m.typ().as_deref().unwrap_or("") {
         "cgroup" | "cgroup2" => cgroupfs::mount(ctx, &dest, &opts),
@@ -48,10 +52,13 @@ fn filesystem(
     dest: &Path,
     opts: &MountOptions,
 ) -> Result<()> {
+    if matches!(fstype, "proc" | "sysfs") {
+        refuse_symlink(ctx, dest)?;
+    }
     let point = mount_point_dir(ctx.root, dest)?;
     if matches!(fstype, "proc" | "sysfs") {
-        // A proc or sysfs on a symlink could land anywhere in the container
-        // (CVE-2019-19921): only a real directory will do.
+        // A proc or sysfs on anything but a directory could land anywhere
+        // in the container (CVE-2019-19921).
         let link = ctx
             .root
             .resolve_nofollow(dest)
@@ -99,12 +106,32 @@ fn filesystem(
     finish(ctx.root, dest, opts)
 }
 
+/// A mount at /proc or /sys, or of a proc or sysfs anywhere, must not
+/// follow a symlink of the image: it would put the kernel's files where the
+/// image points (CVE-2019-19921). Named with its target, as runc does.
+fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
+    let Ok(found) = ctx.root.resolve_nofollow(dest) else {
+        return Ok(());
+    };
+    let st = rustix::fs::fstat(&found).ctx(|| "stat the mount point")?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Symlink {
+        return Ok(());
+    }
+    let target = rustix::fs::readlinkat(&found, "", Vec::new())
+        .map(|t| t.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Err(Error::Message(format!(
+        "/{} is a symlink (to {target:?}) in the rootfs; nothing may be mounted through it",
+        dest.display()
+    )))
+}
+
 fn bind(
     ctx: &MountContext,
     m: &Mount,
     dest: &Path,
     opts: &MountOptions,
-    idmap: Option<&OwnedFd>,
+    ready: Option<&BindSource>,
 ) -> Result<()> {
     let source = m
         .source()
@@ -115,18 +142,24 @@ fn bind(
     } else {
         ctx.cfg.bundle.join(source)
     };
-    let source_fd: OwnedFd = sys::open_path(&source).ctx(|| "mount source")?;
-    let st = rustix::fs::fstat(&source_fd).ctx(|| format!("stat {}", source.display()))?;
+    let opened;
+    let (source_fd, tree) = match ready {
+        Some(BindSource::Idmapped(tree) | BindSource::Cloned(tree)) => (tree.as_fd(), Some(tree)),
+        None => {
+            opened = sys::open_path(&source).ctx(|| "mount source")?;
+            (opened.as_fd(), None)
+        }
+    };
+    let st = rustix::fs::fstat(source_fd).ctx(|| format!("stat {}", source.display()))?;
     let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
     let point = if is_dir {
         mount_point_dir(ctx.root, dest)?
     } else {
         mount_point_file(ctx.root, dest)?
     };
-    if let Some(tree) = idmap {
-        sys::attach(tree.as_fd(), point.as_fd())?;
-    } else {
-        sys::bind(source_fd.as_fd(), point.as_fd(), opts.recursive)?;
+    match tree {
+        Some(tree) => sys::attach(tree.as_fd(), point.as_fd())?,
+        None => sys::bind(source_fd, point.as_fd(), opts.recursive)?,
     }
     let flags_to_apply = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if flags_to_apply != 0 || opts.cleared != 0 {

@@ -88,31 +88,30 @@ const FLAGS: &[(&str, bool, u64)] = &[
     ("symfollow", false, MS_NOSYMFOLLOW),
 ];
 
-/// The recursive options of runtime-spec 1.1: name, MOUNT_ATTR_* to set and
-/// to clear on the whole tree.
-const RECURSIVE: &[(&str, u64, u64)] = &[
-    ("rro", MOUNT_ATTR_RDONLY, 0),
-    ("rrw", 0, MOUNT_ATTR_RDONLY),
-    ("rnosuid", MOUNT_ATTR_NOSUID, 0),
-    ("rsuid", 0, MOUNT_ATTR_NOSUID),
-    ("rnodev", MOUNT_ATTR_NODEV, 0),
-    ("rdev", 0, MOUNT_ATTR_NODEV),
-    ("rnoexec", MOUNT_ATTR_NOEXEC, 0),
-    ("rexec", 0, MOUNT_ATTR_NOEXEC),
-    ("rnodiratime", MOUNT_ATTR_NODIRATIME, 0),
-    ("rdiratime", 0, MOUNT_ATTR_NODIRATIME),
-    ("rrelatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR_ATIME_MASK),
-    ("rnorelatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME_MASK),
-    ("rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK),
-    ("ratime", MOUNT_ATTR_RELATIME, MOUNT_ATTR_ATIME_MASK),
-    (
-        "rstrictatime",
-        MOUNT_ATTR_STRICTATIME,
-        MOUNT_ATTR_ATIME_MASK,
-    ),
-    ("rnostrictatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR_ATIME_MASK),
-    ("rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0),
-    ("rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW),
+/// The recursive options of runtime-spec 1.1: name, whether it clears
+/// (else sets) its MOUNT_ATTR_* flag on the whole tree. Read as runc reads
+/// them: an option that clears an atime mode clears only that bit, so
+/// `rnorelatime` (MOUNT_ATTR_RELATIME is 0) changes nothing, and `ratime`
+/// and `rnostrictatime` are refused by mount_setattr(2), as under runc.
+const RECURSIVE: &[(&str, bool, u64)] = &[
+    ("rro", false, MOUNT_ATTR_RDONLY),
+    ("rrw", true, MOUNT_ATTR_RDONLY),
+    ("rnosuid", false, MOUNT_ATTR_NOSUID),
+    ("rsuid", true, MOUNT_ATTR_NOSUID),
+    ("rnodev", false, MOUNT_ATTR_NODEV),
+    ("rdev", true, MOUNT_ATTR_NODEV),
+    ("rnoexec", false, MOUNT_ATTR_NOEXEC),
+    ("rexec", true, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", false, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, MOUNT_ATTR_RELATIME),
+    ("rnoatime", false, MOUNT_ATTR_NOATIME),
+    ("ratime", true, MOUNT_ATTR_NOATIME),
+    ("rstrictatime", false, MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", true, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
 /// The MS_* flags of a propagation mode name.
@@ -155,9 +154,19 @@ pub fn parse(options: &[String]) -> MountOptions {
                 o.flags &= !f;
                 o.cleared |= f;
             }
-        } else if let Some(&(_, set, clear)) = RECURSIVE.iter().find(|(n, _, _)| *n == option) {
-            o.recursive_set = (o.recursive_set & !clear) | set;
-            o.recursive_clear |= clear;
+        } else if let Some(&(_, clear, flag)) = RECURSIVE.iter().find(|(n, _, _)| *n == option) {
+            if clear {
+                o.recursive_clear |= flag;
+                o.recursive_set &= !flag;
+            } else {
+                o.recursive_set |= flag;
+                o.recursive_clear &= !flag;
+                // An atime mode is a value, not a bit: setting one needs
+                // the whole atime field cleared (mount_setattr(2)).
+                if flag & MOUNT_ATTR_ATIME_MASK == flag {
+                    o.recursive_clear |= MOUNT_ATTR_ATIME_MASK;
+                }
+            }
         } else {
             o.data.push(option.to_string());
         }
@@ -196,6 +205,32 @@ mod tests {
         assert_eq!(o.recursive_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME);
         assert_eq!(o.recursive_clear, MOUNT_ATTR_ATIME_MASK);
         assert_eq!(o.flags, MS_NOSYMFOLLOW);
+    }
+
+    #[test]
+    fn recursive_atime_options_are_read_as_runc_reads_them() {
+        let o = opts(&["rstrictatime"]);
+        assert_eq!(
+            (o.recursive_set, o.recursive_clear),
+            (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME_MASK)
+        );
+        let o = opts(&["rrelatime"]);
+        assert_eq!(
+            (o.recursive_set, o.recursive_clear),
+            (MOUNT_ATTR_RELATIME, MOUNT_ATTR_ATIME_MASK)
+        );
+        let o = opts(&["rnorelatime"]);
+        assert_eq!((o.recursive_set, o.recursive_clear), (0, 0));
+        let o = opts(&["rnoatime", "ratime"]);
+        assert_eq!(
+            (o.recursive_set, o.recursive_clear),
+            (0, MOUNT_ATTR_ATIME_MASK)
+        );
+        let o = opts(&["ratime"]);
+        assert_eq!(
+            (o.recursive_set, o.recursive_clear),
+            (0, MOUNT_ATTR_NOATIME)
+        );
     }
 
     #[test]

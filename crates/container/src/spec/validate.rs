@@ -274,20 +274,8 @@ fn validate_linux(linux: &Linux, namespaces: &HashSet<LinuxNamespaceType>) -> Re
             ))
         }
     }
-    let paths = [
-        ("linux.maskedPaths", linux.masked_paths()),
-        ("linux.readonlyPaths", linux.readonly_paths()),
-    ];
-    for (field, list) in paths {
-        for (i, p) in list.iter().flatten().enumerate() {
-            if !p.starts_with('/') {
-                return Err(Error::spec(
-                    format!("{field}[{i}]"),
-                    format!("{p:?} is not absolute"),
-                ));
-            }
-        }
-    }
+    // Relative maskedPaths and readonlyPaths are taken from the container's
+    // root, as runc takes them (it applies them once / is the rootfs).
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
             return Err(Error::spec(

@@ -56,13 +56,7 @@ pub fn idmapped_tree(
     recursive: bool,
     userns: BorrowedFd,
 ) -> Result<OwnedFd> {
-    use rustix::mount::OpenTreeFlags;
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= OpenTreeFlags::AT_RECURSIVE;
-    }
-    let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)
-        .ctx(|| format!("open_tree {}", source.display()))?;
+    let tree = clone_tree(source, recursive)?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
@@ -85,6 +79,18 @@ pub fn idmapped_tree(
         return Err(std::io::Error::last_os_error()).ctx(|| "idmap the mount (mount_setattr)");
     }
     Ok(tree)
+}
+
+/// A detached copy of the host path `source` (open_tree), with its
+/// submounts when `recursive`, to attach later ([`attach`]).
+pub fn clone_tree(source: &std::path::Path, recursive: bool) -> Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+        .ctx(|| format!("open_tree {}", source.display()))
 }
 
 /// Attaches a detached mount (from open_tree) onto `target`.
