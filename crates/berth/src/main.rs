@@ -394,6 +394,18 @@ fn main() -> ExitCode {
         print_version();
         return ExitCode::SUCCESS;
     }
+    // A copy of berth runs inside the container until the user's program
+    // is exec'd: it must be one no process there can write (CVE-2019-5736).
+    let enters_a_container = matches!(
+        cli.command,
+        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_))
+    );
+    if enters_a_container {
+        if let Err(e) = berth_container::exe_seal::ensure_sealed() {
+            eprintln!("berth: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("berth: {e:#}");
         return ExitCode::FAILURE;
