@@ -184,3 +184,71 @@ fn the_pid_file_never_follows_a_planted_symlink() {
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
 }
+
+/// Nothing but procfs is mounted at /proc, and nothing under it but the
+/// files lxcfs emulates, wherever the image's symlinks lead the
+/// destination.
+#[test]
+fn nothing_but_procfs_stands_in_for_proc() {
+    let host = tempfile::Builder::new()
+        .prefix("berth-fakeproc-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(host.path().join("cpuinfo"), "processor\t: fake\n").unwrap();
+    let host_dir = host.path().to_str().unwrap().to_string();
+    let refused: Vec<(&str, serde_json::Value)> = vec![
+        (
+            "/proc",
+            json!({"destination": "/proc", "type": "bind", "source": host_dir, "options": ["rbind"]}),
+        ),
+        (
+            "/proc/sys",
+            json!({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}),
+        ),
+        (
+            "/proc/sys",
+            json!({"destination": "/p/sys", "type": "tmpfs", "source": "tmpfs"}),
+        ),
+        (
+            "/proc",
+            json!({"destination": "/p", "type": "bind", "source": host_dir, "options": ["rbind"]}),
+        ),
+    ];
+    for (landing, mount) in refused {
+        let mut bundle = Bundle::new();
+        std::os::unix::fs::symlink("/proc", bundle.rootfs().join("p")).unwrap();
+        bundle.args(&["true"]).edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            if mount["destination"] == "/proc" {
+                mounts.retain(|m| m["destination"] != "/proc");
+            }
+            mounts.push(mount.clone());
+        });
+        let index = bundle.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|m| *m == mount)
+            .unwrap();
+        let ran = run(&bundle);
+        assert_ne!(ran.code, 0, "{mount} was mounted");
+        let expected = format!(
+            "mounts[{index}].destination {:?}",
+            mount["destination"].as_str().unwrap()
+        );
+        assert!(
+            ran.stderr.contains(&expected) && ran.stderr.contains(&format!("\"{landing}\"")),
+            "{mount}: {}",
+            ran.stderr
+        );
+    }
+    // What lxcfs does is still allowed.
+    let mut bundle = Bundle::new();
+    bundle.sh("head -n 1 /proc/cpuinfo").edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/proc/cpuinfo", "type": "bind",
+            "source": host.path().join("cpuinfo"), "options": ["bind", "ro"]
+        }))
+    });
+    assert_eq!(run_ok(&bundle), "processor\t: fake\n");
+}

@@ -51,6 +51,7 @@ pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<()> {
 fn mount_one(ctx: &MountContext, m: &Mount, idmap: Option<&OwnedFd>) -> Result<()> {
     let dest = in_root(m.destination());
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
+    super::proc_guard::check(ctx.root, m, &dest, &opts)?;
     if is_bind(m, &opts) {
         return bind(ctx, m, &dest, &opts, idmap);
     }
