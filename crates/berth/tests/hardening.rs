@@ -252,3 +252,66 @@ fn nothing_but_procfs_stands_in_for_proc() {
     });
     assert_eq!(run_ok(&bundle), "processor\t: fake\n");
 }
+
+/// The bounding set is what the spec lists, whatever the container's
+/// /proc/sys/kernel/cap_last_cap says: a mount over it is refused, and an
+/// image file there (no procfs mounted) is not believed.
+#[test]
+fn the_bounding_set_does_not_trust_cap_last_cap() {
+    let host = tempfile::Builder::new()
+        .prefix("berth-lastcap-")
+        .tempdir()
+        .unwrap();
+    let five = host.path().join("cap_last_cap");
+    std::fs::write(&five, "5\n").unwrap();
+    let listed = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let expected: u64 = (1 << 0) | (1 << 5) | (1 << 10);
+    let with_caps = |c: &mut serde_json::Value| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(listed);
+        }
+        c["process"]["capabilities"]["inheritable"] = json!([]);
+        c["process"]["capabilities"]["ambient"] = json!([]);
+    };
+
+    let mut bundle = Bundle::new();
+    bundle.args(&["true"]).edit(|c| {
+        with_caps(c);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/proc/sys/kernel/cap_last_cap", "type": "bind",
+            "source": five, "options": ["bind"]
+        }));
+    });
+    let ran = run(&bundle);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr
+            .contains("\"/proc/sys/kernel/cap_last_cap\" is inside /proc"),
+        "{}",
+        ran.stderr
+    );
+
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    let planted = bundle.rootfs().join("proc/sys/kernel/cap_last_cap");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, "5\n").unwrap();
+    bundle.args(&["sleep", "30"]).edit(|c| {
+        with_caps(c);
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["destination"] != "/proc");
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+    });
+    let c = Container::create(&berth, &bundle, &[]);
+    let pid = berth.state(&c.id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(bounding, expected, "CapBnd {bounding:#x}");
+}
