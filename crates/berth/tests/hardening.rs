@@ -315,3 +315,38 @@ fn the_bounding_set_does_not_trust_cap_last_cap() {
         .unwrap();
     assert_eq!(bounding, expected, "CapBnd {bounding:#x}");
 }
+
+/// The image's /dev/pts/ptmx (the target of /dev/ptmx when no devpts is
+/// mounted on /dev/pts) is a FIFO: berth refuses it as the pty
+/// multiplexer, with a clear error, and leaves nothing behind.
+#[test]
+fn a_fake_ptmx_is_refused() {
+    let mut bundle = Bundle::new();
+    let pts = bundle.rootfs().join("dev/pts");
+    std::fs::create_dir_all(&pts).unwrap();
+    let fifo = std::ffi::CString::new(pts.join("ptmx").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    bundle.args(&["true"]).edit(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["destination"] != "/dev" && m["destination"] != "/dev/pts");
+        c["process"]["terminal"] = json!(true);
+    });
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let berth = Berth::new();
+    let id = unique_id("ptmx");
+    let err = berth.fails(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--console-socket",
+        socket.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(err.contains("is not the pty multiplexer"), "{err}");
+    assert_nothing_left(&berth, &id, &bundle);
+}
