@@ -208,18 +208,18 @@ fn print_table(states: &[OciState]) {
 }
 
 /// The state root: --root, or /run/berth for root and $XDG_RUNTIME_DIR/berth
-/// (else /tmp/berth-<uid>) for an unprivileged user, as runc does.
-fn state_root(given: Option<std::path::PathBuf>) -> std::path::PathBuf {
+/// for an unprivileged user. There is no fallback under /tmp: another user
+/// could make that directory first.
+fn state_root(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
     if let Some(root) = given {
-        return root;
+        return Ok(root);
     }
-    let euid = rustix::process::geteuid();
-    if euid.is_root() {
-        return berth_container::DEFAULT_ROOT.into();
+    if rustix::process::geteuid().is_root() {
+        return Ok(berth_container::DEFAULT_ROOT.into());
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::path::Path::new(&dir).join("berth"),
-        None => format!("/tmp/berth-{}", euid.as_raw()).into(),
+        Some(dir) => Ok(std::path::Path::new(&dir).join("berth")),
+        None => bail!("XDG_RUNTIME_DIR is not set: give the state root with --root DIR (a directory only this user can write)"),
     }
 }
 
@@ -269,25 +269,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let Some(command) = cli.command else {
         bail!("no command given; see `berth --help`");
     };
-    let store = Store::new(state_root(cli.root));
+    // spec, features and cdi need no state root (and must work without one).
+    let root = cli.root;
+    let store = || state_root(root.clone()).map(Store::new);
     let needs_cgroups = matches!(command, Command::Create(_) | Command::Run(_));
     if cli.systemd_cgroup && needs_cgroups {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the default cgroupfs driver");
     }
     match command {
         Command::Create(CreateCmd { id, args }) => {
-            lifecycle::create(&store, &id, &create_options(args, &cli.cdi_spec_dirs))?;
+            lifecycle::create(&store()?, &id, &create_options(args, &cli.cdi_spec_dirs))?;
         }
-        Command::Start(IdArg { id }) => lifecycle::start(&store, &id)?,
-        Command::State(IdArg { id }) => print_json(&lifecycle::state(&store, &id)?)?,
+        Command::Start(IdArg { id }) => lifecycle::start(&store()?, &id)?,
+        Command::State(IdArg { id }) => print_json(&lifecycle::state(&store()?, &id)?)?,
         Command::Kill(KillCmd { id, signal, all }) => {
             let signal = berth_container::signal::parse(&signal)?;
-            lifecycle::kill(&store, &id, signal, all)?;
+            lifecycle::kill(&store()?, &id, signal, all)?;
         }
-        Command::Delete(DeleteCmd { id, force }) => lifecycle::delete(&store, &id, force)?,
+        Command::Delete(DeleteCmd { id, force }) => lifecycle::delete(&store()?, &id, force)?,
         Command::Run(RunCmd { id, args, detach }) => {
             let code = lifecycle::run(
-                &store,
+                &store()?,
                 &id,
                 &create_options(args, &cli.cdi_spec_dirs),
                 detach,
@@ -295,7 +297,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List(ListCmd { quiet, format }) => {
-            let states = lifecycle::list(&store)?;
+            let states = lifecycle::list(&store()?)?;
             if quiet {
                 for s in &states {
                     println!("{}", s.id);
@@ -326,20 +328,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Features(NoArgs {}) => print_json(&berth_container::features::features())?,
         Command::Exec(ExecCmd { id, command, args }) => {
-            let code = lifecycle::exec(&store, &id, &exec_options(command, args))?;
+            let code = lifecycle::exec(&store()?, &id, &exec_options(command, args))?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
-        Command::Pause(IdArg { id }) => lifecycle::pause(&store, &id)?,
-        Command::Resume(IdArg { id }) => lifecycle::resume(&store, &id)?,
+        Command::Pause(IdArg { id }) => lifecycle::pause(&store()?, &id)?,
+        Command::Resume(IdArg { id }) => lifecycle::resume(&store()?, &id)?,
         Command::Update(UpdateCmd { id, args }) => {
-            lifecycle::update(&store, &id, &update_resources(args)?)?
+            lifecycle::update(&store()?, &id, &update_resources(args)?)?
         }
         Command::Events(EventsCmd {
             id,
             stats,
             interval,
         }) => {
-            lifecycle::events(&store, &id, interval, stats, |event| {
+            lifecycle::events(&store()?, &id, interval, stats, |event| {
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer(&mut out, event)
                     .map_err(|e| berth_container::Error::Message(e.to_string()))?;
@@ -354,7 +356,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             id,
             ps_args,
         }) => {
-            let pids = lifecycle::pids(&store, &id)?;
+            let pids = lifecycle::pids(&store()?, &id)?;
             match format {
                 ListFormat::Json => print_json(&pids)?,
                 ListFormat::Table => print_ps_table(&pids, &ps_args)?,
@@ -393,6 +395,18 @@ fn main() -> ExitCode {
     if cli.version {
         print_version();
         return ExitCode::SUCCESS;
+    }
+    // A copy of berth runs inside the container until the user's program
+    // is exec'd: it must be one no process there can write (CVE-2019-5736).
+    let enters_a_container = matches!(
+        cli.command,
+        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_))
+    );
+    if enters_a_container {
+        if let Err(e) = berth_container::exe_seal::ensure_sealed() {
+            eprintln!("berth: {e:#}");
+            return ExitCode::FAILURE;
+        }
     }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("berth: {e:#}");

@@ -231,3 +231,34 @@ fn without_a_user_namespace_an_unprivileged_user_is_refused_clearly() {
     );
     r.assert_clean(&id);
 }
+
+/// Without XDG_RUNTIME_DIR an unprivileged berth has no state root to
+/// fall back on: a directory under /tmp could be another user's.
+#[test]
+fn without_xdg_runtime_dir_the_state_root_must_be_given() {
+    let (uid, gid) = test_user();
+    let fallback = format!("/tmp/berth-{uid}");
+    for args in [
+        &["list"][..],
+        &["state", "c1"],
+        &["delete", "--force", "c1"],
+    ] {
+        let out = as_user(uid, gid, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "berth {args:?} succeeded");
+        assert!(err.contains("XDG_RUNTIME_DIR is not set"), "{err}");
+    }
+    assert!(
+        !std::path::Path::new(&fallback).exists(),
+        "{fallback} was made"
+    );
+    let out = as_user(
+        uid,
+        gid,
+        &["spec", "--rootless", "--bundle", "/nonexistent"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("XDG_RUNTIME_DIR"),
+        "spec needs no state root"
+    );
+}

@@ -1,7 +1,6 @@
 //! OCI hooks: each is run with the container's state on stdin, its own
 //! environment, and an optional timeout. Output is captured for the error.
 
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -57,26 +56,29 @@ fn run_one(hook: &Hook, state: &str) -> Result<()> {
     let (out_read, out_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe")?;
     let out_write_2: OwnedFd = out_write.try_clone().ctx(|| "dup")?;
+    // Its own process group, so that a timeout ends what it started too.
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(out_write))
-        .stderr(Stdio::from(out_write_2));
-    let mut child = cmd.spawn().ctx(|| "start")?;
-    // Drop our copies of the write end: only the hook holds it now.
-    drop(cmd);
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin may exit first; that is no
-        // failure of berth's (SIGPIPE is ignored, EPIPE is dropped).
-        let _ = stdin.write_all(state.as_bytes());
-    }
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid is positive"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .ctx(|| "pidfd_open")?;
+        .stderr(Stdio::from(out_write_2))
+        .process_group(0);
     let deadline = hook
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut child = cmd.spawn().ctx(|| "start")?;
+    // Drop our copies of the write end: only the hook holds it now.
+    drop(cmd);
+    let group =
+        rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
+    let pidfd = rustix::process::pidfd_open(group, rustix::process::PidfdFlags::empty())
+        .ctx(|| "pidfd_open")?;
+    // The state goes in from the poll loop, never blocking: a hook that
+    // does not read it must not hold berth before the timeout counts.
+    let mut stdin: Option<OwnedFd> = child.stdin.take().map(OwnedFd::from);
+    if let Some(fd) = &stdin {
+        rustix::io::ioctl_fionbio(fd, true).ctx(|| "make the hook's stdin non-blocking")?;
+    }
+    let mut unsent = state.as_bytes();
     let mut output = Vec::new();
     let mut out_open = true;
     loop {
@@ -84,7 +86,8 @@ fn run_one(hook: &Hook, state: &str) -> Result<()> {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(r) => Some(r),
                 None => {
-                    let _ = child.kill();
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
                     let _ = child.wait();
                     return Err(Error::Message(format!(
                         "timed out after {}s{}",
@@ -95,9 +98,16 @@ fn run_one(hook: &Hook, state: &str) -> Result<()> {
             },
             None => None,
         };
+        if unsent.is_empty() {
+            // End of file for the hook.
+            stdin = None;
+        }
         let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
         if out_open {
             fds.push(PollFd::new(&out_read, PollFlags::IN));
+        }
+        if let Some(fd) = &stdin {
+            fds.push(PollFd::new(fd, PollFlags::OUT));
         }
         let timeout = remaining.map(|r| rustix::time::Timespec {
             tv_sec: r.as_secs() as i64,
@@ -108,7 +118,20 @@ fn run_one(hook: &Hook, state: &str) -> Result<()> {
             Err(e) => return Err(e).ctx(|| "poll"),
         }
         let exited = !fds[0].revents().is_empty();
-        let readable = fds.get(1).is_some_and(|f| !f.revents().is_empty());
+        let readable = out_open && !fds[1].revents().is_empty();
+        let writable = stdin.is_some() && !fds[fds.len() - 1].revents().is_empty();
+        drop(fds);
+        if writable {
+            if let Some(fd) = &stdin {
+                match rustix::io::write(fd, unsent) {
+                    Ok(n) => unsent = &unsent[n..],
+                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                    // A hook that does not read its stdin may close it or
+                    // exit first; that is no failure of berth's.
+                    Err(_) => unsent = &[],
+                }
+            }
+        }
         if readable {
             out_open = read_some(out_read.as_fd(), &mut output);
         }
@@ -194,6 +217,13 @@ mod tests {
         );
     }
 
+    /// A state of more than a pipe's buffer (1 MiB of annotation).
+    fn large_state() -> OciState {
+        let mut big = state();
+        big.annotations.insert("x".into(), "x".repeat(1 << 20));
+        big
+    }
+
     #[test]
     fn a_slow_hook_times_out() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
@@ -201,6 +231,52 @@ mod tests {
         let err = run_all("prestart", &[h], &state()).unwrap_err().to_string();
         assert!(err.contains("timed out after 1s"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_hook_that_does_not_read_a_large_state_still_times_out() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
+        let started = Instant::now();
+        let err = run_all("prestart", &[h], &large_state())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timed out after 1s"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_timeout_ends_what_the_hook_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let h = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","sleep 60 & echo $! > {}; wait"],"timeout":1}}"#,
+            pid_file.display()
+        ));
+        let err = run_all("prestart", &[h], &state()).unwrap_err().to_string();
+        assert!(err.contains("timed out after 1s"), "{err}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let started = Instant::now();
+        // Killed; once its parent is gone it is reaped by whoever adopts it.
+        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the hook's child {} lives on",
+                pid.trim()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_large_state_reaches_a_hook_that_reads_it() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","test $(wc -c) -gt 1048576"]}"#);
+        run_all("prestart", &[h], &large_state()).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod atomic_file;
 pub mod cdi;
 mod error;
+pub mod exe_seal;
 pub mod features;
 pub mod hooks;
 pub mod id;

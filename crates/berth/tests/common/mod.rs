@@ -166,15 +166,22 @@ impl Bundle {
 /// berth with a private state root.
 pub struct Berth {
     root: tempfile::TempDir,
+    binary: PathBuf,
 }
 
 impl Berth {
     pub fn new() -> Berth {
+        Berth::with_binary(Path::new(BERTH))
+    }
+
+    /// A berth run from `binary` (a copy an attack may damage).
+    pub fn with_binary(binary: &Path) -> Berth {
         Berth {
             root: tempfile::Builder::new()
                 .prefix("berth-root-")
                 .tempdir()
                 .expect("root dir"),
+            binary: binary.to_path_buf(),
         }
     }
 
@@ -183,7 +190,7 @@ impl Berth {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BERTH);
+        let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(self.root.path()).args(args);
         cmd.stdin(Stdio::null());
         cmd

@@ -16,18 +16,35 @@ fn convert(set: &Option<Capabilities>) -> CapsHashSet {
         .collect()
 }
 
-/// Whether the running kernel knows `cap` (its number is at most
-/// /proc/sys/kernel/cap_last_cap).
-fn kernel_knows(cap: Capability) -> bool {
+/// The highest capability number the running kernel knows, probed with
+/// PR_CAPBSET_READ (EINVAL past the last) once. Never read from
+/// /proc/sys/kernel/cap_last_cap: inside the container that path is what
+/// the spec's mounts and the image make it.
+fn last_cap() -> u32 {
     use std::sync::OnceLock;
-    static LAST: OnceLock<u8> = OnceLock::new();
-    let last = *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40)
-    });
-    cap.index() <= last
+    static LAST: OnceLock<u32> = OnceLock::new();
+    *LAST.get_or_init(|| {
+        let known = |cap: u32| {
+            // SAFETY: PR_CAPBSET_READ only reads the calling thread's set.
+            unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) >= 0 }
+        };
+        // Capability 0 always exists; find the first number past the last.
+        let (mut low, mut high) = (0u32, 64u32);
+        while high - low > 1 {
+            let mid = (low + high) / 2;
+            if known(mid) {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    })
+}
+
+/// Whether the running kernel knows `cap`.
+fn kernel_knows(cap: Capability) -> bool {
+    u32::from(cap.index()) <= last_cap()
 }
 
 /// Takes out of every set of `caps` what berth's own bounding set lacks
@@ -84,15 +101,26 @@ pub fn drop_unavailable_from(process: &mut oci_spec::runtime::Process) {
     }
 }
 
-/// Drops from the bounding set what the spec does not list. This needs
-/// CAP_SETPCAP, so it runs before the switch to the container's user.
+/// Drops from the bounding set what the spec does not list: every
+/// capability the kernel knows, by number, including any newer than the
+/// names berth knows. This needs CAP_SETPCAP, so it runs before the switch
+/// to the container's user.
 pub fn limit_bounding(caps: &LinuxCapabilities) -> Result<()> {
-    let keep = convert(caps.bounding());
-    for cap in caps::all() {
-        if !keep.contains(&cap) && kernel_knows(cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
-                Error::Message(format!("process.capabilities.bounding: drop {cap}: {e}"))
-            })?;
+    let keep: Vec<u32> = convert(caps.bounding())
+        .iter()
+        .map(|c| u32::from(c.index()))
+        .collect();
+    for cap in (0..=last_cap()).filter(|c| !keep.contains(c)) {
+        // SAFETY: PR_CAPBSET_DROP changes only the calling thread's set.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0 {
+            let name = caps::all()
+                .into_iter()
+                .find(|c| u32::from(c.index()) == cap)
+                .map_or_else(|| format!("capability {cap}"), |c| c.to_string());
+            return Err(Error::Message(format!(
+                "process.capabilities.bounding: drop {name}: {}",
+                std::io::Error::last_os_error()
+            )));
         }
     }
     Ok(())
@@ -155,6 +183,16 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_capability_is_the_kernels() {
+        let from_proc: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(last_cap(), from_proc);
+    }
 
     #[test]
     fn spec_names_convert_to_kernel_capabilities() {

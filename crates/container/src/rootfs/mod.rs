@@ -8,6 +8,7 @@ mod masked;
 mod mounts;
 mod options;
 mod pivot;
+mod proc_guard;
 pub(crate) mod resolve;
 mod target;
 

@@ -35,6 +35,7 @@ fn mount_one(ctx: &MountContext, m: &Mount, ready: Option<&BindSource>) -> Resul
         refuse_symlink(ctx, &dest)?;
     }
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
+    super::proc_guard::check(ctx.root, m, &dest, &opts)?;
     if is_bind(m, &opts) {
         return bind(ctx, m, &dest, &opts, ready);
     }

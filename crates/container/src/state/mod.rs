@@ -73,22 +73,66 @@ impl Store {
         self.root.join(id)
     }
 
+    /// Opens the state root, which berth trusts with what it kills, unmounts
+    /// and runs: it must be a directory itself (not a symlink to one),
+    /// owned by berth's user and writable by no one else. `None` when it
+    /// does not exist.
+    fn open_root(&self) -> Result<Option<OwnedFd>> {
+        let shown = self.root.display();
+        let fd = match rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)
+                if fs::symlink_metadata(&self.root).is_ok_and(|m| m.is_symlink()) =>
+            {
+                return Err(Error::Message(format!(
+                    "state root {shown} is a symlink; berth keeps its state only in a directory of its own"
+                )))
+            }
+            Err(e) => return Err(e).ctx(|| format!("state root {shown}")),
+        };
+        let st = rustix::fs::fstat(&fd).ctx(|| format!("state root {shown}"))?;
+        let euid = rustix::process::geteuid().as_raw();
+        if st.st_uid != euid {
+            return Err(Error::Message(format!(
+                "state root {shown} is owned by uid {}, not by berth's user (uid {euid})",
+                st.st_uid
+            )));
+        }
+        if st.st_mode & 0o022 != 0 {
+            return Err(Error::Message(format!(
+                "state root {shown} is writable by group or others (mode {:o}); make it 0700",
+                st.st_mode & 0o7777
+            )));
+        }
+        Ok(Some(fd))
+    }
+
     /// Claims `id`: makes its directory and locks it. Fails when the id is
     /// taken. The directory is made under a name no id can have and locked
     /// before it is renamed into place (RENAME_NOREPLACE), so no other
     /// command ever sees it unlocked.
     pub fn create(&self, id: &str) -> Result<ContainerDir> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
-            .ctx(|| format!("state root {}", self.root.display()))?;
-        let root = rustix::fs::open(
-            &self.root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| format!("open {}", self.root.display()))?;
+        crate::id::validate(id)?;
+        if let Some(parent) = self.root.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .ctx(|| format!("state root {}", self.root.display()))?;
+        }
+        match DirBuilder::new().mode(0o700).create(&self.root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).ctx(|| format!("state root {}", self.root.display())),
+        }
+        let root = self.open_root()?.ok_or_else(|| {
+            Error::os(format!("state root {}", self.root.display()), libc::ENOENT)
+        })?;
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let private = format!(".new~{}~{n}", std::process::id());
@@ -130,16 +174,31 @@ impl Store {
 
     /// Locks the directory of an existing container.
     pub fn lock(&self, id: &str) -> Result<ContainerDir> {
-        ContainerDir::open(id, self.dir_of(id))
+        crate::id::validate(id)?;
+        let root = self
+            .open_root()?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        ContainerDir::open(root, id, self.dir_of(id))
     }
 
     /// Reads a container's state without locking it.
     pub fn load(&self, id: &str) -> Result<Container> {
+        crate::id::validate(id)?;
+        let root = self
+            .open_root()?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
         let dir = self.dir_of(id);
-        let state = read_state(&dir.join(STATE_FILE)).map_err(|e| match e.errno() {
-            Some(libc::ENOENT) if !dir.exists() => Error::NotFound(id.into()),
-            _ => e,
-        })?;
+        let dir_fd = match rustix::fs::openat(
+            &root,
+            id,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
+            Err(e) => return Err(e).ctx(|| format!("open {}", dir.display())),
+        };
+        let state = read_state_at(dir_fd.as_fd(), &dir)?;
         Ok(Container {
             id: id.to_string(),
             dir,
@@ -149,6 +208,9 @@ impl Store {
 
     /// Every container under the root, sorted by id.
     pub fn list(&self) -> Result<Vec<Container>> {
+        if self.open_root()?.is_none() {
+            return Ok(Vec::new());
+        }
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -222,21 +284,26 @@ fn creation_in_progress(dir: &Path) -> bool {
     }
 }
 
-fn read_state(path: &Path) -> Result<Option<State>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Message(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let dir = path.parent().unwrap_or(path);
-            if dir.exists() {
-                Ok(None)
-            } else {
-                Err(Error::os(format!("{}", dir.display()), libc::ENOENT))
-            }
-        }
-        Err(e) => Err(e).ctx(|| format!("read {}", path.display())),
-    }
+/// state.json of the directory `dir` (named `path` in errors), not
+/// following a symlink in its place.
+fn read_state_at(dir: std::os::fd::BorrowedFd, path: &Path) -> Result<Option<State>> {
+    let shown = path.join(STATE_FILE);
+    let fd = match rustix::fs::openat(
+        dir,
+        STATE_FILE,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e).ctx(|| format!("read {}", shown.display())),
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut fs::File::from(fd), &mut bytes)
+        .ctx(|| format!("read {}", shown.display()))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Message(format!("{}: {e}", shown.display())))
 }
 
 /// A container's state directory, locked for as long as this value lives.
@@ -250,21 +317,11 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
-    fn open(id: &str, path: PathBuf) -> Result<ContainerDir> {
-        let parent = path.parent().unwrap_or(Path::new("/"));
-        let root = match rustix::fs::open(
-            parent,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", parent.display())),
-        };
+    fn open(root: OwnedFd, id: &str, path: PathBuf) -> Result<ContainerDir> {
         let fd = match rustix::fs::openat(
             &root,
             id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
@@ -319,7 +376,7 @@ impl ContainerDir {
         Ok(Container {
             id: self.id.clone(),
             dir: self.path.clone(),
-            state: read_state(&self.path.join(STATE_FILE))?,
+            state: read_state_at(self.fd.as_fd(), &self.path)?,
         })
     }
 
