@@ -289,7 +289,8 @@ def restricted_security_context():
         namespace_options=pod.namespaces,
         run_as_user=cri.Int64Value(value=1000), run_as_group=cri.Int64Value(value=1000),
         capabilities=cri.Capability(drop_capabilities=["ALL"]),
-        readonly_rootfs=True, no_new_privs=True)
+        readonly_rootfs=True, no_new_privs=True,
+        seccomp=cri.SecurityProfile(profile_type=cri.SecurityProfile.RuntimeDefault))
     restricted, _ = pod.run("restricted", ["sleep", "3600"], working_dir="/home/not-in-image",
                             security=security)
     expect_eq(output(restricted, "id", "-u"), "1000", "uid")
@@ -299,6 +300,7 @@ def restricted_security_context():
     for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb"]:
         expect_eq(fields[cap].strip(), "0000000000000000", cap)
     expect_eq(fields["NoNewPrivs"].strip(), "1", "NoNewPrivs")
+    expect_eq(fields["Seccomp"].strip(), "2", "Seccomp (containerd's default profile)")
     r = exec_sync(restricted, "touch", "/probe")
     expect(r.exit_code != 0 and b"Read-only file system" in r.stderr,
            f"touch / in a read-only root: exit {r.exit_code}, {r.stderr!r}")
@@ -419,7 +421,7 @@ SCENARIOS = [
     ("UpdateContainerResources: the new limits reach the cgroup", update_container_resources),
     ("a second container shares the pod's IPC and network namespaces, not its pid namespace",
      second_container_shares_ipc_and_net_not_pid),
-    ("restricted security context: uid, no capabilities, read-only root",
+    ("restricted security context: uid, no capabilities, read-only root, seccomp",
      restricted_security_context),
     ("StopContainer: SIGTERM, then SIGKILL at the end of the grace period",
      stop_container_within_grace_period),

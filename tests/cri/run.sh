@@ -59,8 +59,16 @@ cleanup() {
   fi
   grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
-  comm -13 <(echo "$cgroups_before") <(find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d | sort) |
-    sort -r | xargs -r rmdir 2>/dev/null
+  # The cgroups this run brought, and what a runtime left running in them
+  # (a container of the host's pid namespace outlives its state).
+  local cgroups
+  cgroups=$(comm -13 <(echo "$cgroups_before") <(find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d | sort) | sort -r)
+  for dir in $cgroups; do
+    for pid in $(cat "$dir/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  done
+  for dir in $cgroups; do
+    for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && break; [ -d "$dir" ] || break; sleep 0.1; done
+  done
   for socket in $(comm -13 <(echo "$shim_sockets_before") <(ls /run/containerd/s 2>/dev/null)); do
     rm -f "/run/containerd/s/$socket"
   done
