@@ -7,7 +7,8 @@ line per scenario, then `N passed, N failed`; exits 1 on any failure.
 
 Environment: CRI_SOCKET (containerd's socket), CRI_HANDLER (the runtime
 handler), CRI_WORK (a scratch directory), CRI_RUNTIME (the runtime's
-binary), CRI_RUNTIME_ROOT (the runtime's --root under the shim)."""
+binary), CRI_RUNTIME_ROOT (the runtime's --root under the shim), CRI_SYSTEMD
+(true: containerd's SystemdCgroup is on)."""
 
 import json
 import os
@@ -26,8 +27,10 @@ RUNTIME = os.environ["CRI_RUNTIME"]
 RUNTIME_ROOT = os.environ["CRI_RUNTIME_ROOT"]
 IMAGE = "localhost/busybox:cri"
 # The pods' cgroups sit under a parent of this run's, as kubelet's sit
-# under kubepods.
-CGROUP_PARENT = "/berth-cri-" + uuid.uuid4().hex[:8]
+# under kubepods: a directory, or with systemd a slice (berthcriRUN.slice,
+# which systemd makes for berthcriRUN-podUID.slice).
+SYSTEMD = os.environ.get("CRI_SYSTEMD") == "true"
+CGROUP_PARENT = "berthcri" + uuid.uuid4().hex[:8]
 MiB = 1024 * 1024
 LOOP = "while true; do sleep 0.2; done"
 IGNORES_TERM = "trap '' TERM; " + LOOP
@@ -63,7 +66,8 @@ class Pod:
             metadata=cri.PodSandboxMetadata(name=name, uid=self.uid, namespace="berth-cri"),
             log_directory=self.log_dir,
             linux=cri.LinuxPodSandboxConfig(
-                cgroup_parent=f"{CGROUP_PARENT}/pod{self.uid}",
+                cgroup_parent=(f"{CGROUP_PARENT}-pod{self.uid}.slice" if SYSTEMD
+                               else f"/{CGROUP_PARENT}/pod{self.uid}"),
                 security_context=security, sysctls=sysctls or {}))
         self.id = rpc(cri.RunPodSandboxRequest(
             config=self.config, runtime_handler=HANDLER)).pod_sandbox_id

@@ -12,6 +12,10 @@
 #
 #   BERTH=path/to/runtime   the runtime under test (default target/debug/berth;
 #                           /usr/sbin/runc gives the reference)
+#   CRI_SYSTEMD=1           containerd's SystemdCgroup = true (on a systemd host):
+#                           the runtime gets --systemd-cgroup, pods sit in slices
+#   CRI_GENERATED=DIR       cri_pb2.py generated beforehand (protoc --python_out)
+#                           for a machine that lacks protoc and a network
 #   CRI_SHOW_LOG=N          print the last N errors and warnings of containerd's
 #                           log (the last 20 are printed on any failure)
 set -uo pipefail
@@ -26,7 +30,9 @@ fi
 [ -x "$BERTH" ] || { echo "cri: no runtime at $BERTH (cargo build first)" >&2; exit 1; }
 
 need=()
-for pkg in containerd python3-grpcio python3-protobuf protobuf-compiler busybox-static; do
+packages=(containerd python3-grpcio python3-protobuf busybox-static)
+[ -z "${CRI_GENERATED:-}" ] && packages+=(protobuf-compiler)
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -87,8 +93,13 @@ $python "$repo/tests/cri/oci_archive.py" "$work/layer.tar" "$work/busybox.tar" l
 rm -f "$work/layer.tar"
 
 # The CRI client's messages, generated from the test's own .proto.
-mkdir -p "$work/gen"
-protoc -I "$repo/tests/cri" --python_out="$work/gen" "$repo/tests/cri/cri.proto" || exit 1
+generated=${CRI_GENERATED:-$work/gen}
+if [ -z "${CRI_GENERATED:-}" ]; then
+  mkdir -p "$generated"
+  protoc -I "$repo/tests/cri" --python_out="$generated" "$repo/tests/cri/cri.proto" || exit 1
+fi
+systemd_cgroup=false
+[ -n "${CRI_SYSTEMD:-}" ] && systemd_cgroup=true
 
 mkdir -p "$work/cni"
 cat >"$work/config.toml" <<EOF
@@ -120,6 +131,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]
         BinaryName = "$BERTH"
         Root = "$work/runtime-root"
+        SystemdCgroup = $systemd_cgroup
 EOF
 containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
 containerd_pid=$!
@@ -131,7 +143,7 @@ for image in busybox pause; do
 done
 
 start=$(date +%s)
-PYTHONPATH="$work/gen" CRI_SOCKET="$work/containerd.sock" CRI_HANDLER=berth CRI_WORK="$work" \
+PYTHONPATH="$generated" CRI_SYSTEMD="$systemd_cgroup" CRI_SOCKET="$work/containerd.sock" CRI_HANDLER=berth CRI_WORK="$work" \
   CRI_RUNTIME="$BERTH" CRI_RUNTIME_ROOT="$work/runtime-root/k8s.io" \
   $python "$repo/tests/cri/cri_test.py"
 status=$?
