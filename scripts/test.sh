@@ -2,8 +2,10 @@
 # test.sh: installs what the tests need and runs them all: the unit and
 # integration tests (which start real containers), then podman, Docker
 # and containerd driving berth (tests/engines/run.sh, which installs the
-# engines), then the benchmark harness in its short mode, only to prove it
-# works (the numbers are in BENCHMARKS.md). As root.
+# engines), then Kubernetes' path, pods through containerd's CRI plugin
+# (tests/cri/run.sh, which installs what it needs), then the benchmark
+# harness in its short mode, only to prove it works (the numbers are in
+# BENCHMARKS.md). As root.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -13,6 +15,7 @@ fi
 scripts/deps.sh
 cargo test --workspace --locked
 BERTH="$PWD/target/debug/berth" tests/engines/run.sh
+BERTH="$PWD/target/debug/berth" tests/cri/run.sh
 bench_out=$(mktemp -d /tmp/berth-bench-ci.XXXXXX)
 BERTH="$PWD/target/debug/berth" bench/run.sh --quick --out "$bench_out" >/dev/null
 rm -rf "$bench_out"

@@ -103,7 +103,8 @@ fn kill_takes_names_with_and_without_sig_and_numbers() {
         std::fs::read_to_string(bundle.rootfs().join("log")).unwrap(),
         "usr1\nusr1\nterm\n"
     );
-    assert!(berth.fails(&["kill", &c.id, "KILL"]).contains("is stopped"));
+    let err = berth.fails(&["kill", &c.id, "KILL"]);
+    assert!(err.contains("is stopped"), "{err}");
     assert!(berth
         .fails(&["kill", &c.id, "NOTASIGNAL"])
         .contains("invalid signal"));
@@ -118,6 +119,67 @@ fn kill_all_reaches_every_process_of_the_container() {
     berth.ok(&["start", &c.id]);
     berth.ok(&["kill", "--all", &c.id, "KILL"]);
     berth.wait_status(&c.id, "stopped");
+    berth.ok(&["delete", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+}
+
+/// containerd's runc shim knows a finished or missing container only by
+/// runc's words, and sends `kill --all ID 9` after every stop.
+#[test]
+fn a_stopped_container_takes_kill_all_and_refuses_kill_in_runcs_words() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["true"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    berth.wait_status(&c.id, "stopped");
+    let err = berth.fails(&["kill", &c.id, "9"]);
+    assert!(err.contains("container not running"), "{err}");
+    berth.ok(&["kill", "--all", &c.id, "9"]);
+    berth.ok(&["kill", "--all", &c.id, "TERM"]);
+    for args in [["kill", "nope", "9"], ["kill", "--all", "nope"]] {
+        let err = berth.fails(&args);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+    }
+    berth.ok(&["delete", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+}
+
+#[test]
+fn kill_all_reaches_what_a_stopped_container_left_in_its_cgroup() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    // Without a pid namespace of its own, the init's child outlives it.
+    bundle.edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    bundle.sh("sleep 300 & echo $! > /left.pid");
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    berth.wait_status(&c.id, "stopped");
+    let pid_file = bundle.rootfs().join("left.pid");
+    let left = std::fs::read_to_string(&pid_file).unwrap();
+    let left: i32 = left.trim().parse().unwrap();
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(running(left), "the init's child {left} is gone already");
+    berth.ok(&["kill", "--all", &c.id, "KILL"]);
+    for _ in 0..200 {
+        if !running(left) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!running(left), "kill --all left pid {left} running");
     berth.ok(&["delete", &c.id]);
     assert_nothing_left(&berth, &c.id, &bundle);
 }

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::path::Path;
 
 /// The line of /proc/self/status that starts with `key`, as seen inside.
 fn status_line(out: &str, key: &str) -> String {
@@ -192,6 +193,46 @@ fn env_cwd_user_groups_and_umask_are_the_specs() {
             "1001 10 20",
             "0077"
         ]
+    );
+}
+
+/// As runc does (a Kubernetes workingDir need not be in the image): made
+/// by root, before the root turns read-only, and entered as the user.
+#[test]
+fn a_missing_cwd_is_made() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c["root"]["readonly"] = json!(true);
+        c["process"]["cwd"] = json!("/does/not/exist");
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    bundle.sh("pwd; stat -c %u .");
+    assert_eq!(
+        run_ok(&bundle).lines().collect::<Vec<_>>(),
+        ["/does/not/exist", "0"]
+    );
+}
+
+#[test]
+fn a_missing_cwd_is_made_inside_the_root_whatever_the_image_links() {
+    let mut bundle = Bundle::new();
+    // /tmp/NAME exists in the image, not on the host: the link leads there
+    // only if it is followed inside the root.
+    let name = unique_id("cwd-link");
+    std::fs::create_dir(bundle.rootfs().join("tmp").join(&name)).unwrap();
+    let outside = Path::new("/tmp").join(&name);
+    std::os::unix::fs::symlink(
+        format!("/../../../../tmp/{name}"),
+        bundle.rootfs().join("link"),
+    )
+    .unwrap();
+    bundle.edit(|c| c["process"]["cwd"] = json!("/link/made"));
+    bundle.sh("pwd -P");
+    assert_eq!(run_ok(&bundle).trim(), format!("/tmp/{name}/made"));
+    assert!(
+        !outside.exists(),
+        "{} was made on the host",
+        outside.display()
     );
 }
 

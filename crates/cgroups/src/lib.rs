@@ -154,6 +154,15 @@ pub struct V1Dir {
 }
 
 impl Placement {
+    /// Whether the cgroup is still there: a systemd unit's goes with its
+    /// last process.
+    pub fn exists(&self) -> bool {
+        match self {
+            Placement::V2 { dir, .. } => dir.exists(),
+            Placement::V1 { dirs, .. } => dirs.iter().any(|d| d.dir.exists()),
+        }
+    }
+
     /// The cgroup's directories, one per hierarchy, or those of its
     /// sub-cgroup `sub`: `path` in every hierarchy, or `controller:path`
     /// in the v1 hierarchy of that controller only (the others keep the

@@ -105,6 +105,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         let flags = sys::mount_flags(dev.as_fd())? | libc::MS_RDONLY;
         sys::remount_bind(dev.as_fd(), flags).ctx(|| "make /dev read-only")?;
     }
+    make_cwd(&root, cfg.spec)?;
     let dev_null = masked::open_dev_null()?;
     masked::mask(
         &root,
@@ -123,6 +124,28 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         sys::set_propagation("/", p).ctx(|| "linux.rootfsPropagation")?;
     }
     Ok(())
+}
+
+/// process.cwd, made (mode 0755, by root) when the image lacks it, as runc
+/// makes it: a Kubernetes workingDir need not exist in the image. Made
+/// through the root's descriptor, so no symlink of the image can place it
+/// outside; after the spec's mounts, which it may lie in, and before the
+/// masked paths and the read-only root. A cwd with `..` is left to the
+/// chdir to judge.
+fn make_cwd(root: &resolve::RootDir, spec: &Spec) -> Result<()> {
+    let Some(process) = spec.process() else {
+        return Ok(());
+    };
+    let cwd = process.cwd();
+    if cwd
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Ok(());
+    }
+    root.mkdir_all(cwd, 0o755)
+        .map(drop)
+        .ctx(|| format!("process.cwd {cwd:?}"))
 }
 
 /// root.readonly: remounts the container's `/` read-only, keeping its other
