@@ -27,6 +27,12 @@ pub struct Cli {
     /// Manage cgroups through systemd (not supported yet).
     #[arg(long)]
     pub systemd_cgroup: bool,
+    /// Rootless cgroups, as runc takes them: true goes without a cgroup
+    /// berth is not allowed to make (when the spec sets no limits), false
+    /// makes cgroups whatever berth's uid, auto (the default) is true for
+    /// an unprivileged berth or one in a user namespace.
+    #[arg(long, default_value = "auto", value_parser = parse_bool_or_auto)]
+    pub rootless: Rootless,
     /// Where CDI device specs are read, lowest priority first (comma
     /// separated).
     #[arg(long, value_delimiter = ',', default_value = "/etc/cdi,/var/run/cdi")]
@@ -36,6 +42,21 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--rootless`: `None` for auto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rootless(pub Option<bool>);
+
+/// `auto` (any case, or nothing) is auto; otherwise a boolean as runc (Go's
+/// strconv.ParseBool) spells it.
+fn parse_bool_or_auto(text: &str) -> Result<Rootless, String> {
+    match text {
+        _ if text.is_empty() || text.eq_ignore_ascii_case("auto") => Ok(Rootless(None)),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(Rootless(Some(true))),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(Rootless(Some(false))),
+        _ => Err(format!("{text:?} is not true, false or auto")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +91,9 @@ pub struct CreateArgs {
     /// Pass fds 3 to 3+N-1 on to the container.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// A unix socket to send the init's pidfd to.
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 // The verbs. clap's derive builds every verb's arguments before it reads
@@ -200,6 +224,9 @@ pub struct RunCmd {
     /// Return once the container has started.
     #[arg(short, long)]
     pub detach: bool,
+    /// Do not delete the container after it exits (`delete` does).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -304,9 +331,16 @@ pub struct ExecArgs {
     /// Pass fds 3 to 3+N-1 on to the process.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Run in this sub-cgroup of the container's ([controller:]path).
+    /// Run in an existing sub-cgroup of the container's: `path`, or
+    /// `controller[,controller...]:path`, repeated for other controllers.
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
+    /// Exec in a paused container too: the process runs once it is resumed.
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// A unix socket to send the process's pidfd to.
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// `update`'s flags, as runc has them; they override what -r gives.

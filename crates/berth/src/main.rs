@@ -21,7 +21,11 @@ use cli::{
     IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
 };
 
-fn create_options(args: CreateArgs, cdi_spec_dirs: &[PathBuf]) -> CreateOptions {
+fn create_options(
+    args: CreateArgs,
+    cdi_spec_dirs: &[PathBuf],
+    rootless: Option<bool>,
+) -> CreateOptions {
     CreateOptions {
         cdi_spec_dirs: cdi::SpecDirs(cdi_spec_dirs.to_vec()),
         bundle: args.bundle,
@@ -32,6 +36,8 @@ fn create_options(args: CreateArgs, cdi_spec_dirs: &[PathBuf]) -> CreateOptions 
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         listen_fds: listen_fds(),
+        pidfd_socket: args.pidfd_socket,
+        rootless_cgroups: rootless,
     }
 }
 
@@ -68,6 +74,8 @@ fn exec_options(command: Vec<String>, args: ExecArgs) -> ExecOptions {
         pid_file: args.pid_file,
         preserve_fds: args.preserve_fds,
         cgroup: args.cgroup,
+        ignore_paused: args.ignore_paused,
+        pidfd_socket: args.pidfd_socket,
     }
 }
 
@@ -223,7 +231,6 @@ fn state_root(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::Pa
     }
 }
 
-/// Runs the command; `Ok(code)` is the exit status.
 /// `berth cdi list` and `berth cdi generate`.
 fn cdi_command(verb: CdiVerb, dirs: &[PathBuf]) -> anyhow::Result<()> {
     match verb {
@@ -265,6 +272,35 @@ fn cdi_command(verb: CdiVerb, dirs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The exit status of `exec` when exec itself fails, out of the range of
+/// the statuses the process exits with (as runc's).
+const EXEC_FAILED: u8 = 255;
+
+/// A failure that exits with a status of its own instead of 1.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn with_code(error: anyhow::Error, code: u8) -> anyhow::Error {
+        anyhow::Error::new(Failure {
+            message: format!("{error:#}"),
+            code,
+        })
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Runs the command; `Ok(code)` is the exit status.
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let Some(command) = cli.command else {
         bail!("no command given; see `berth --help`");
@@ -278,7 +314,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
     match command {
         Command::Create(CreateCmd { id, args }) => {
-            lifecycle::create(&store()?, &id, &create_options(args, &cli.cdi_spec_dirs))?;
+            lifecycle::create(
+                &store()?,
+                &id,
+                &create_options(args, &cli.cdi_spec_dirs, cli.rootless.0),
+            )?;
         }
         Command::Start(IdArg { id }) => lifecycle::start(&store()?, &id)?,
         Command::State(IdArg { id }) => print_json(&lifecycle::state(&store()?, &id)?)?,
@@ -287,12 +327,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             lifecycle::kill(&store()?, &id, signal, all)?;
         }
         Command::Delete(DeleteCmd { id, force }) => lifecycle::delete(&store()?, &id, force)?,
-        Command::Run(RunCmd { id, args, detach }) => {
+        Command::Run(RunCmd {
+            id,
+            args,
+            detach,
+            keep,
+        }) => {
             let code = lifecycle::run(
                 &store()?,
                 &id,
-                &create_options(args, &cli.cdi_spec_dirs),
+                &create_options(args, &cli.cdi_spec_dirs, cli.rootless.0),
                 detach,
+                keep,
             )?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
@@ -328,7 +374,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Features(NoArgs {}) => print_json(&berth_container::features::features())?,
         Command::Exec(ExecCmd { id, command, args }) => {
-            let code = lifecycle::exec(&store()?, &id, &exec_options(command, args))?;
+            // A failure of exec itself is 255, apart from any status the
+            // process can exit with (as runc).
+            let code = lifecycle::exec(&store()?, &id, &exec_options(command, args))
+                .map_err(|e| Failure::with_code(e.into(), EXEC_FAILED))?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::Pause(IdArg { id }) => lifecycle::pause(&store()?, &id)?,
@@ -386,11 +435,27 @@ fn check_preserved_fds(command: &Option<Command>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reports a failure as runc's and youki's do, with the word "error" that
+/// tools scan stderr for: to the --log file in its format (and plainly on
+/// stderr too); without one, as a JSON log line with --log-format json,
+/// else as `berth: error: <message>`. Engines match the message itself.
+fn report(e: &anyhow::Error, log_file: bool, log_format: cli::LogFormat) {
+    let message = format!("{e:#}");
+    if log_file || log_format == cli::LogFormat::Json {
+        tracing::error!("{message}");
+    }
+    if log_file || log_format == cli::LogFormat::Text {
+        eprintln!("berth: error: {message}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let exec = matches!(cli.command, Some(Command::Exec(_)));
+    let failed = |code: u8| ExitCode::from(if exec { EXEC_FAILED } else { code });
     if let Err(e) = check_preserved_fds(&cli.command) {
-        eprintln!("berth: {e:#}");
-        return ExitCode::FAILURE;
+        eprintln!("berth: error: {e:#}");
+        return failed(1);
     }
     if cli.version {
         print_version();
@@ -409,19 +474,15 @@ fn main() -> ExitCode {
         }
     }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
-        eprintln!("berth: {e:#}");
-        return ExitCode::FAILURE;
+        eprintln!("berth: error: {e:#}");
+        return failed(1);
     }
-    let logs_to_file = cli.log.is_some();
+    let (log_file, log_format) = (cli.log.is_some(), cli.log_format);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let message = format!("{e:#}");
-            if logs_to_file {
-                tracing::error!("{message}");
-            }
-            eprintln!("berth: {message}");
-            ExitCode::FAILURE
+            report(&e, log_file, log_format);
+            ExitCode::from(e.downcast_ref::<Failure>().map_or(1, |f| f.code))
         }
     }
 }

@@ -367,3 +367,36 @@ fn bad_cdi_input_fails_create_naming_the_file_or_device() {
         }
     }
 }
+
+#[test]
+fn spec_keys_match_in_any_case_and_null_is_absent_as_in_the_reference() {
+    let dirs = SpecDirs::new();
+    // As Go's encoding/json decodes: keys in any case, null for nothing;
+    // and a YAML document in a .json file.
+    dirs.write(
+        &dirs.etc(),
+        "a.json",
+        r#"{"CdiVersion":"0.6.0","KIND":"vendor.test/dev","Devices":[{"Name":"x",
+            "ContainerEdits":{"Env":["FROM=json"],"hooks":null}}]}"#,
+    );
+    dirs.write(
+        &dirs.etc(),
+        "b.json",
+        "cdiversion: 0.6.0\nkind: vendor.test/yaml\ndevices:\n- name: y\n  containeredits:\n    ENV: [FROM2=yaml]\n",
+    );
+    let mut bundle = Bundle::new();
+    request(&mut bundle, "vendor.test/dev=x,vendor.test/yaml=y");
+    bundle.sh("echo $FROM $FROM2");
+    assert_eq!(run_ok_with(&dirs, &bundle).trim(), "json yaml");
+    // An unknown key is still an error, naming the file.
+    dirs.write(
+        &dirs.run(),
+        "c.json",
+        r#"{"cdiVersion":"0.6.0","kind":"vendor.test/bad","devices":[{"name":"z","bogus":1}]}"#,
+    );
+    request(&mut bundle, "vendor.test/bad=z");
+    let ran = run_with(&dirs, &bundle);
+    assert_ne!(ran.code, 0);
+    assert!(ran.stderr.contains("c.json"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("unknown field"), "{}", ran.stderr);
+}

@@ -122,3 +122,32 @@ fn preserve_fds_must_name_open_descriptors() {
     ]);
     assert!(err.contains("--preserve-fds 40: fd"), "{err}");
 }
+
+#[test]
+fn errors_on_stderr_carry_the_word_error() {
+    let berth = Berth::new();
+    let err = berth.fails(&["state", "missing"]);
+    assert_eq!(err, "berth: error: container \"missing\" does not exist\n");
+    // JSON logging without a log file: the error is a JSON line on stderr.
+    let err = berth.fails(&["--log-format", "json", "state", "missing"]);
+    let line: Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "container \"missing\" does not exist");
+}
+
+#[test]
+fn rootless_takes_runcs_values() {
+    let berth = Berth::new();
+    for value in ["auto", "true", "false", "1", "FALSE"] {
+        let err = berth.fails(&["--rootless", value, "state", "missing"]);
+        assert!(err.contains("does not exist"), "--rootless {value}: {err}");
+    }
+    let err = berth.fails(&["--rootless", "maybe", "state", "missing"]);
+    assert!(err.contains("is not true, false or auto"), "{err}");
+    let mut bundle = Bundle::new();
+    bundle.args(&["true"]);
+    for value in ["true", "false"] {
+        let ran = run_with_flags(&bundle, &["--rootless", value]);
+        assert_eq!(ran.code, 0, "--rootless {value}: {}", ran.stderr);
+    }
+}

@@ -186,21 +186,177 @@ fn no_fd_of_berth_reaches_the_exec_process() {
     assert_eq!(out.lines().collect::<Vec<_>>(), ["0", "1", "2", "3"]);
 }
 
+/// Runs `berth` and asserts it failed with status `code`; returns stderr.
+fn fails_with(berth: &Berth, code: i32, args: &[&str]) -> String {
+    let out = berth.run(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "berth {args:?}: {err}");
+    err
+}
+
 #[test]
 fn exec_into_a_stopped_or_paused_container_fails_clearly() {
     let berth = Berth::new();
     let mut bundle = Bundle::new();
     let c = sleeping(&berth, &mut bundle);
     berth.ok(&["pause", &c.id]);
-    assert!(berth.fails(&["exec", &c.id, "true"]).contains("is paused"));
+    let err = fails_with(&berth, 255, &["exec", &c.id, "true"]);
+    assert!(
+        err.contains("cannot exec in a paused container (use --ignore-paused to override)"),
+        "{err}"
+    );
     berth.ok(&["resume", &c.id]);
     berth.ok(&["kill", &c.id, "KILL"]);
     berth.wait_status(&c.id, "stopped");
-    let err = berth.fails(&["exec", &c.id, "true"]);
-    assert!(err.contains("is stopped"), "{err}");
-    assert!(berth
-        .fails(&["exec", "missing", "true"])
-        .contains("does not exist"));
+    let err = fails_with(&berth, 255, &["exec", &c.id, "true"]);
+    assert!(err.contains("cannot exec in a stopped container"), "{err}");
+    let err = fails_with(&berth, 255, &["exec", "missing", "true"]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn exec_failures_exit_255_and_the_process_status_passes_through() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    let c = sleeping(&berth, &mut bundle);
+    let out = berth.run(&["exec", &c.id, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = fails_with(&berth, 255, &["exec", &c.id, "no-such-program"]);
+    assert!(err.starts_with("berth: error: "), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("no-such-dir/pid");
+    let err = fails_with(
+        &berth,
+        255,
+        &[
+            "exec",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &c.id,
+            "true",
+        ],
+    );
+    assert!(err.contains("--pid-file"), "{err}");
+    let err = fails_with(
+        &berth,
+        255,
+        &["exec", "--preserve-fds", "40", &c.id, "true"],
+    );
+    assert!(err.contains("--preserve-fds 40"), "{err}");
+    // The failed execs left no process behind: only the init is there.
+    let pids: Vec<i32> = serde_json::from_str(&berth.ok(&["ps", "-f", "json", &c.id])).unwrap();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+}
+
+#[test]
+fn exec_ignore_paused_runs_once_the_container_is_resumed() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    let c = sleeping(&berth, &mut bundle);
+    berth.ok(&["pause", &c.id]);
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut exec = berth.cmd(&["exec", "--ignore-paused", &c.id, "echo", "ok"]);
+    exec.stdout(out.reopen().unwrap());
+    let mut waiting = Background::spawn(&mut exec);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let child = waiting.0.as_mut().unwrap();
+    let early = child.try_wait().unwrap();
+    // Resumed before asserting, so that a failure leaves nothing frozen.
+    berth.ok(&["resume", &c.id]);
+    assert_eq!(early, None, "exec ran in a paused container");
+    assert!(waiting.wait().success());
+    assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "ok\n");
+}
+
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    let c = sleeping(&berth, &mut bundle);
+    let process = bundle.path().join("process.json");
+    std::fs::write(&process, r#"{"args": ["id", "-u"], "cwd": "/"}"#).unwrap();
+    let out = berth.ok(&["exec", "--process", process.to_str().unwrap(), &c.id]);
+    assert_eq!(out, "0\n");
+}
+
+#[test]
+fn exec_sends_its_pidfd_to_the_pidfd_socket() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    let c = sleeping(&berth, &mut bundle);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("pidfd.sock");
+    let pid_file = dir.path().join("pid");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let (pidfd, kind) = std::thread::scope(|s| {
+        let receiver = s.spawn(|| receive_fd(&listener));
+        berth.ok(&[
+            "exec",
+            "-d",
+            "--pidfd-socket",
+            socket.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &c.id,
+            "sleep",
+            "10",
+        ]);
+        receiver.join().unwrap()
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert_eq!(kind, "setns");
+    assert_eq!(pid_of_pidfd(&pidfd), pid);
+    let err = fails_with(
+        &berth,
+        255,
+        &["exec", "--pidfd-socket", "/nonexistent.sock", &c.id, "true"],
+    );
+    assert!(err.contains("--pidfd-socket /nonexistent.sock"), "{err}");
+}
+
+#[test]
+fn exec_does_not_inherit_berths_cpu_affinity() {
+    if !runs_here(online_cpus() != "0", "needs more than one CPU") {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    let c = sleeping(&berth, &mut bundle);
+    let mut exec = berth.cmd(&[
+        "exec",
+        &c.id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    let out = output_via_files(pin_to_cpu0(&mut exec));
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some(online_cpus().as_str()),
+        "{line}"
+    );
+    // A configured final affinity still applies.
+    let process = bundle.path().join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "args": ["grep", "Cpus_allowed_list", "/proc/self/status"],
+            "cwd": "/",
+            "execCPUAffinity": {"final": "1"}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut exec = berth.cmd(&["exec", "-p", process.to_str().unwrap(), &c.id]);
+    let out = output_via_files(pin_to_cpu0(&mut exec));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "Cpus_allowed_list:\t1\n"
+    );
 }
 
 #[test]
@@ -215,38 +371,100 @@ fn exec_of_a_missing_program_is_worded_like_runc() {
     );
 }
 
+/// Sub-cgroups made by a test, removed (deepest first) even when it fails.
+struct SubCgroups(Vec<std::path::PathBuf>);
+
+impl Drop for SubCgroups {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The v1 hierarchy (its mount point) that holds `controller`.
+fn v1_hierarchy(controller: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .ok()?
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.split(',').any(|c| c == controller))
+        })
+        .map(|e| e.path())
+}
+
 #[test]
-fn exec_into_a_sub_cgroup() {
+fn exec_into_sub_cgroups_of_named_controllers() {
+    let hierarchies: Option<Vec<_>> = ["memory", "cpu", "cpuacct"]
+        .iter()
+        .map(|c| v1_hierarchy(c))
+        .collect();
     if !runs_here(
-        std::path::Path::new("/sys/fs/cgroup/pids").is_dir(),
-        "needs a cgroup v1 pids hierarchy",
+        hierarchies.is_some(),
+        "needs cgroup v1 memory, cpu and cpuacct hierarchies",
     ) {
         return;
     }
+    let hierarchies = hierarchies.unwrap();
     let berth = Berth::new();
     let mut bundle = Bundle::new();
     let c = sleeping(&berth, &mut bundle);
-    let sub = std::path::Path::new("/sys/fs/cgroup/pids")
-        .join(&c.id)
-        .join("sub");
-    std::fs::create_dir(&sub).unwrap();
-    let out = berth.run(&[
+    let mut dirs = vec![hierarchies[0].join(&c.id).join("submem")];
+    for h in &hierarchies[1..] {
+        let dir = h.join(&c.id).join("subcpu");
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let subs = SubCgroups(dirs);
+    for dir in &subs.0 {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let out = berth.ok(&[
         "exec",
         "--cgroup",
-        "pids:sub",
+        "memory:submem",
+        "--cgroup",
+        "cpu,cpuacct:subcpu",
         &c.id,
-        "sh",
-        "-c",
-        "grep pids /proc/self/cgroup",
+        "cat",
+        "/proc/self/cgroup",
     ]);
-    let _ = berth.run(&["kill", "--all", &c.id, "KILL"]);
-    berth.wait_status(&c.id, "stopped");
-    std::fs::remove_dir(&sub).unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .ends_with(":pids:/sub"),
-        "{out:?}"
+    assert!(line_ends(&out, "memory", "/submem"), "{out}");
+    assert!(line_ends(&out, "cpu", "/subcpu"), "{out}");
+    assert!(line_ends(&out, "cpuacct", "/subcpu"), "{out}");
+    assert!(!line_ends(&out, "pids", "/submem"), "{out}");
+    // `/` is the container's cgroup itself, in every hierarchy.
+    let out = berth.ok(&["exec", "--cgroup", "/", &c.id, "cat", "/proc/self/cgroup"]);
+    assert!(!line_ends(&out, "memory", "/submem"), "{out}");
+    for (arg, want) in [
+        ("whaaat:/", "unknown controller whaaat"),
+        ("..", "bad sub cgroup path"),
+        ("nonexistent", " adding pid "),
+        ("memory:nonexistent", "No such file or directory"),
+    ] {
+        let err = fails_with(&berth, 255, &["exec", "--cgroup", arg, &c.id, "true"]);
+        assert!(err.contains(want), "--cgroup {arg}: {err}");
+    }
+    let err = fails_with(
+        &berth,
+        255,
+        &["exec", "--cgroup", "a", "--cgroup", "b", &c.id, "true"],
     );
+    assert!(err.contains("must be the only --cgroup"), "{err}");
+    berth.ok(&["kill", &c.id, "KILL"]);
+    berth.wait_status(&c.id, "stopped");
+    drop(subs);
+}
+
+/// Whether the /proc/<pid>/cgroup line of `controller` ends with `suffix`.
+fn line_ends(cgroup: &str, controller: &str, suffix: &str) -> bool {
+    cgroup.lines().any(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|cs| cs.split(',').any(|c| c == controller))
+            && l.ends_with(suffix)
+    })
 }

@@ -350,3 +350,188 @@ fn create_without_a_process_then_start_fails_and_stops_it() {
     berth.ok(&["delete", &c.id]);
     assert_nothing_left(&berth, &c.id, &bundle);
 }
+
+#[test]
+fn run_keep_leaves_a_stopped_container_and_its_cgroup_until_delete() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["true"]);
+    let id = unique_id("keep");
+    let out = berth.run(&["run", "--keep", "-b", bundle.path().to_str().unwrap(), &id]);
+    let _guard = Container {
+        berth: &berth,
+        id: id.clone(),
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(berth.status(&id), "stopped");
+    assert_ne!(cgroups_named(&id), Vec::<std::path::PathBuf>::new());
+    // ps of a stopped container: the header, nothing else, success.
+    let table = berth.ok(&["ps", &id]);
+    assert_eq!(table.lines().count(), 1, "{table}");
+    assert!(table.contains("PID"), "{table}");
+    assert_eq!(berth.ok(&["ps", "-f", "json", &id]).trim(), "[]");
+    berth.ok(&["delete", &id]);
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn kill_with_signal_0_only_checks_that_the_init_exists() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    berth.ok(&["kill", &c.id, "0"]);
+    berth.ok(&["kill", "--all", &c.id, "0"]);
+    assert_eq!(berth.status(&c.id), "running");
+}
+
+#[test]
+fn create_sends_the_inits_pidfd_to_the_pidfd_socket() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("pidfd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let id = unique_id("pidfd");
+    let (pidfd, kind) = std::thread::scope(|s| {
+        let receiver = s.spawn(|| receive_fd(&listener));
+        berth.ok(&[
+            "create",
+            "--pidfd-socket",
+            socket.to_str().unwrap(),
+            "-b",
+            bundle.path().to_str().unwrap(),
+            &id,
+        ]);
+        receiver.join().unwrap()
+    });
+    let _guard = Container {
+        berth: &berth,
+        id: id.clone(),
+    };
+    assert_eq!(kind, "standard");
+    assert_eq!(i64::from(pid_of_pidfd(&pidfd)), berth.state(&id)["pid"]);
+    drop(_guard);
+    // A socket nobody listens on fails create before anything is made.
+    let id = unique_id("pidfd");
+    let err = berth.fails(&[
+        "run",
+        "--pidfd-socket",
+        "/nonexistent.sock",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(err.contains("--pidfd-socket /nonexistent.sock"), "{err}");
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn the_init_does_not_inherit_berths_cpu_affinity() {
+    if !runs_here(online_cpus() != "0", "needs more than one CPU") {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["grep", "Cpus_allowed_list", "/proc/self/status"]);
+    let id = unique_id("affinity");
+    let mut run = berth.cmd(&["run", "-b", bundle.path().to_str().unwrap(), &id]);
+    let out = output_via_files(pin_to_cpu0(&mut run));
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some(online_cpus().as_str()),
+        "{line}"
+    );
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+/// A cgroup made by a test (in every v1 hierarchy, or on cgroup2), thawed
+/// and removed even when the test fails.
+struct OwnCgroup {
+    name: String,
+    freezer: std::path::PathBuf,
+}
+
+impl OwnCgroup {
+    fn frozen(name: &str) -> OwnCgroup {
+        let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let (freezer, file, value) = if unified {
+            (
+                std::path::Path::new("/sys/fs/cgroup").join(name),
+                "cgroup.freeze",
+                "1",
+            )
+        } else {
+            (
+                std::path::Path::new("/sys/fs/cgroup/freezer").join(name),
+                "freezer.state",
+                "FROZEN",
+            )
+        };
+        std::fs::create_dir(&freezer).unwrap();
+        let cgroup = OwnCgroup {
+            name: name.to_string(),
+            freezer,
+        };
+        std::fs::write(cgroup.freezer.join(file), value).unwrap();
+        cgroup
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.freezer.join("cgroup.freeze"), "0");
+        let _ = std::fs::write(self.freezer.join("freezer.state"), "THAWED");
+        for dir in cgroups_named(&self.name) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn create_refuses_a_frozen_cgroup_at_once() {
+    let name = unique_id("frozen");
+    let cgroup = OwnCgroup::frozen(&name);
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/{name}")));
+    let id = unique_id("frozen");
+    let started = std::time::Instant::now();
+    let err = berth.fails(&["create", "-b", bundle.path().to_str().unwrap(), &id]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        err.contains("container's cgroup unexpectedly frozen"),
+        "{err}"
+    );
+    assert!(err.starts_with("berth: error: "), "{err}");
+    assert!(!berth.root().join(&id).exists());
+    // The frozen cgroup is someone else's: it stays; what create made goes.
+    assert_eq!(cgroups_named(&name), vec![cgroup.freezer.clone()]);
+}
+
+#[test]
+fn create_refuses_a_cgroup_that_holds_processes() {
+    let name = unique_id("busy");
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/{name}")));
+    let first = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &first.id]);
+    let id = unique_id("busy");
+    let err = berth.fails(&["create", "-b", bundle.path().to_str().unwrap(), &id]);
+    assert!(
+        err.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{err}"
+    );
+    assert!(!berth.root().join(&id).exists());
+    // The first container keeps its cgroup.
+    let pids: Vec<i32> = serde_json::from_str(&berth.ok(&["ps", "-f", "json", &first.id])).unwrap();
+    assert_eq!(pids.len(), 1);
+    berth.ok(&["delete", "--force", &first.id]);
+    assert_eq!(cgroups_named(&name), Vec::<std::path::PathBuf>::new());
+}

@@ -154,3 +154,43 @@ fn exec_gets_a_pty_of_its_own() {
     master.write_all(b"hi\n").unwrap();
     read_until(&mut master, "got:hi");
 }
+
+#[test]
+fn exec_tty_takes_the_process_console_size() {
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "30"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    let dir = tempfile::tempdir().unwrap();
+    let process = dir.path().join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "terminal": true,
+            "consoleSize": {"height": 25, "width": 90},
+            "args": ["sh", "-c", "stty size; read x"],
+            "cwd": "/"
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let socket = dir.path().join("exec.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let master = std::thread::scope(|s| {
+        let receiver = s.spawn(|| receive_master(&listener));
+        berth.ok(&[
+            "exec",
+            "-d",
+            "--console-socket",
+            socket.to_str().unwrap(),
+            "-p",
+            process.to_str().unwrap(),
+            &c.id,
+        ]);
+        receiver.join().unwrap()
+    });
+    let mut master = std::fs::File::from(master);
+    read_until(&mut master, "25 90");
+    master.write_all(b"\n").unwrap();
+}

@@ -16,11 +16,12 @@ pub mod mountinfo;
 mod path;
 pub mod resources;
 pub mod stats;
+mod sub;
 mod v1;
 mod v2;
 
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{Mode, OFlags};
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Error, Result};
 pub use host::{Hierarchy, Host, OwnCgroups, CGROUP_MOUNT};
 pub use path::CgroupsPath;
+pub use sub::SubCgroup;
 
 /// What every backend offers the runtime.
 pub trait Manager {
@@ -39,12 +41,17 @@ pub trait Manager {
     /// Writes every limit of `resources` to the cgroup's files.
     fn apply(&self, resources: &LinuxResources) -> Result<()>;
     /// Moves process `pid` into the cgroup (in every hierarchy of it), or
-    /// into its existing sub-cgroup `sub` (`path`, or `controller:path` to
-    /// name one v1 hierarchy), as `exec --cgroup` asks.
-    fn join(&self, pid: i32, sub: Option<&str>) -> Result<()> {
-        let pid = pid.to_string();
+    /// into its existing sub-cgroup `sub`, as `exec --cgroup` asks.
+    fn join(&self, pid: i32, sub: Option<&SubCgroup>) -> Result<()> {
+        let value = pid.to_string();
         for dir in self.placement().dirs_for(sub)? {
-            fsutil::write(&dir, "cgroup.procs", &pid)?;
+            fsutil::write(&dir, "cgroup.procs", &value).map_err(|e| match e {
+                Error::Write { path, source, .. } => Error::Io {
+                    path: format!("adding pid {pid} to {}", path.display()).into(),
+                    source,
+                },
+                other => other,
+            })?;
         }
         Ok(())
     }
@@ -55,7 +62,7 @@ pub trait Manager {
     /// A directory fd of the cgroup (or of its sub-cgroup `sub`, as in
     /// [`Manager::join`]) for clone3's CLONE_INTO_CGROUP; `None` where one
     /// fd cannot place a process (cgroup v1).
-    fn clone_into_fd(&self, sub: Option<&str>) -> Result<Option<OwnedFd>> {
+    fn clone_into_fd(&self, sub: Option<&SubCgroup>) -> Result<Option<OwnedFd>> {
         let Placement::V2 { .. } = self.placement() else {
             return Ok(None);
         };
@@ -66,7 +73,10 @@ pub trait Manager {
             Mode::empty(),
         )
         .map(Some)
-        .map_err(|e| Error::io(&dir, e.into()))
+        .map_err(|e| Error::Io {
+            path: format!("the cgroup {}", dir.display()).into(),
+            source: e.into(),
+        })
     }
     /// Stops every process of the cgroup (v1 freezer, v2 cgroup.freeze) and
     /// waits until they are stopped.
@@ -164,10 +174,9 @@ impl Placement {
     }
 
     /// The cgroup's directories, one per hierarchy, or those of its
-    /// sub-cgroup `sub`: `path` in every hierarchy, or `controller:path`
-    /// in the v1 hierarchy of that controller only (the others keep the
-    /// container's). `path` must stay below the container's cgroup.
-    pub fn dirs_for(&self, sub: Option<&str>) -> Result<Vec<PathBuf>> {
+    /// sub-cgroup `sub` (see [`SubCgroup`]); a controller that none of the
+    /// container's hierarchies has is refused.
+    pub fn dirs_for(&self, sub: Option<&SubCgroup>) -> Result<Vec<PathBuf>> {
         let dirs: Vec<(&[String], &PathBuf)> = match self {
             Placement::V2 { dir, .. } => vec![(&[], dir)],
             Placement::V1 { dirs, unified, .. } => dirs
@@ -179,30 +188,15 @@ impl Placement {
         let Some(sub) = sub else {
             return Ok(dirs.into_iter().map(|(_, d)| d.clone()).collect());
         };
-        let (controller, path) = match sub.split_once(':') {
-            Some((c, p)) => (Some(c), p),
-            None => (None, sub),
-        };
-        let path = Path::new(path.trim_start_matches('/'));
-        if path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            return Err(Error::Invalid {
-                field: "--cgroup".into(),
-                message: format!("{sub:?}: not a path below the container's cgroup"),
-            });
-        }
-        Ok(dirs
-            .into_iter()
-            .map(|(controllers, dir)| {
-                if controller.is_none_or(|c| controllers.iter().any(|have| have == c)) {
-                    dir.join(path)
-                } else {
-                    dir.clone()
-                }
-            })
-            .collect())
+        let known: Vec<&[String]> = dirs
+            .iter()
+            .map(|(c, _)| *c)
+            .filter(|c| !c.is_empty())
+            .collect();
+        sub.check_controllers(&known)?;
+        dirs.into_iter()
+            .map(|(controllers, dir)| sub.dir_in(controllers, dir))
+            .collect()
     }
 
     /// The directory of a v1 controller, or the v2 directory.

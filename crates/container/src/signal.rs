@@ -43,11 +43,12 @@ const NAMES: &[(&str, i32)] = &[
 const RTMIN: i32 = 32;
 const RTMAX: i32 = 64;
 
-/// Parses a signal name or number.
+/// Parses a signal name or number; 0 checks that the process exists,
+/// as kill(2)'s does.
 pub fn parse(text: &str) -> Result<i32> {
     let invalid = || Error::Message(format!("invalid signal {text:?}"));
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=RTMAX).contains(&n) {
+        return if (0..=RTMAX).contains(&n) {
             Ok(n)
         } else {
             Err(invalid())
@@ -90,13 +91,14 @@ mod tests {
         assert_eq!(parse("SIGKILL").unwrap(), libc::SIGKILL);
         assert_eq!(parse("sigusr1").unwrap(), libc::SIGUSR1);
         assert_eq!(parse("9").unwrap(), 9);
+        assert_eq!(parse("0").unwrap(), 0, "signal 0: an existence check");
         assert_eq!(parse("RTMIN+3").unwrap(), 35);
         assert_eq!(parse("SIGRTMAX-1").unwrap(), 63);
     }
 
     #[test]
     fn nonsense_is_refused() {
-        for bad in ["", "0", "65", "-1", "NOPE", "RTMIN+40", "SIG"] {
+        for bad in ["", "65", "-1", "NOPE", "RTMIN+40", "SIG"] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

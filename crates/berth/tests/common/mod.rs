@@ -455,3 +455,63 @@ pub fn assert_nothing_left(berth: &Berth, id: &str, bundle: &Bundle) {
         "processes of {id} left"
     );
 }
+
+/// Accepts one connection on `listener` and takes the one fd sent over it
+/// (SCM_RIGHTS), with the message's data.
+pub fn receive_fd(listener: &std::os::unix::net::UnixListener) -> (std::os::fd::OwnedFd, String) {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let (stream, _) = listener.accept().unwrap();
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut data = [0u8; 64];
+    let got = rustix::net::recvmsg(
+        &stream,
+        &mut [std::io::IoSliceMut::new(&mut data)],
+        &mut control,
+        RecvFlags::empty(),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&data[..got.bytes]).into_owned();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = message {
+            return (fds.next().unwrap(), text);
+        }
+    }
+    panic!("no fd came over the socket");
+}
+
+/// The pid a pidfd refers to, from its fdinfo.
+pub fn pid_of_pidfd(pidfd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .expect("a pidfd's fdinfo has a Pid line")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The CPUs this host has online, as /proc/<pid>/status lists them.
+pub fn online_cpus() -> String {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Makes `cmd` start pinned to CPU 0, as a pinned engine's child would.
+pub fn pin_to_cpu0(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sched_setaffinity on the child itself, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}

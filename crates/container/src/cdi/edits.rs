@@ -109,10 +109,10 @@ fn apply_one(
         if let Some(v) = &rdt.mem_bw_schema {
             b = b.mem_bw_schema(v);
         }
-        if !rdt.schemata.is_empty() {
-            b = b.schemata(rdt.schemata.clone());
+        if let Some(v) = &rdt.schemata {
+            b = b.schemata(v.clone());
         }
-        if let Some(v) = rdt.enable_monitoring.or(rdt.enable_cmt).or(rdt.enable_mbm) {
+        if let Some(v) = rdt.enable_monitoring {
             b = b.enable_monitoring(v);
         }
         let rdt = b

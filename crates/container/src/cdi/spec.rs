@@ -1,6 +1,10 @@
-//! CDI spec files (versions 0.3.0 to 1.1.0, JSON or YAML): their types,
-//! and loading with the checks the CDI spec asks for (unknown fields,
-//! names, and fields newer than the file's `cdiVersion` are errors).
+//! CDI spec files (versions 0.1.0 to 1.1.0, JSON or YAML): their types,
+//! and loading as the reference implementation (cncf-tags/
+//! container-device-interface) loads them: any file is read as YAML (JSON
+//! being YAML), keys match their fields exactly or else ignoring case, a
+//! null is an absent value, an empty string an absent optional one; unknown
+//! fields, duplicate keys, bad names and fields newer than the file's
+//! `cdiVersion` are errors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +15,7 @@ use super::names::{parse_kind, validate_device_name};
 
 /// The versions berth reads, oldest first.
 pub const VERSIONS: &[&str] = &[
-    "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0",
+    "0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0",
 ];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -114,8 +118,8 @@ pub struct Hook {
     pub timeout: Option<i64>,
 }
 
-/// linux.intelRdt as CDI writes it (0.7: enableCMT/enableMBM; 1.1:
-/// schemata/enableMonitoring).
+/// linux.intelRdt as CDI writes it (1.1 adds schemata and
+/// enableMonitoring, and drops 0.7's enableCMT and enableMBM).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntelRdt {
@@ -125,12 +129,9 @@ pub struct IntelRdt {
     pub l3_cache_schema: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_bw_schema: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub schemata: Vec<String>,
-    #[serde(default, rename = "enableCMT", skip_serializing_if = "Option::is_none")]
-    pub enable_cmt: Option<bool>,
-    #[serde(default, rename = "enableMBM", skip_serializing_if = "Option::is_none")]
-    pub enable_mbm: Option<bool>,
+    /// Set (even empty) only in a 1.1.0 spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schemata: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_monitoring: Option<bool>,
 }
@@ -170,11 +171,153 @@ pub fn load(path: &Path, priority: usize) -> std::result::Result<LoadedSpec, Str
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> std::result::Result<CdiSpec, String> {
-    let yaml = path.extension().is_some_and(|e| e == "yaml");
-    if yaml {
-        serde_yaml_ng::from_slice(bytes).map_err(|e| format!("malformed YAML: {e}"))
+    let format = if path.extension().is_some_and(|e| e == "yaml") {
+        "YAML"
     } else {
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))
+        "JSON"
+    };
+    let malformed = |e: &dyn std::fmt::Display| format!("malformed {format}: {e}");
+    // serde_yaml_ng's own Value refuses duplicate keys, as the reference's
+    // strict YAML does.
+    let mut yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_slice(bytes).map_err(|e| malformed(&e))?;
+    canonical_keys(&mut yaml, &SPEC);
+    let value = serde_json::to_value(yaml).map_err(|e| malformed(&e))?;
+    let mut spec: CdiSpec = serde_json::from_value(value).map_err(|e| malformed(&e))?;
+    spec.absent_if_empty();
+    Ok(spec)
+}
+
+/// The shape of a spec's JSON, for matching keys to fields.
+enum Shape {
+    /// An object with these fields (their exact names).
+    Object(&'static [(&'static str, Shape)]),
+    List(&'static Shape),
+    /// A value whose keys, if any, are data (annotations), or a scalar.
+    Data,
+}
+
+const STRINGS: Shape = Shape::List(&Shape::Data);
+const DEVICE_NODE: Shape = Shape::Object(&[
+    ("path", Shape::Data),
+    ("hostPath", Shape::Data),
+    ("type", Shape::Data),
+    ("major", Shape::Data),
+    ("minor", Shape::Data),
+    ("fileMode", Shape::Data),
+    ("permissions", Shape::Data),
+    ("uid", Shape::Data),
+    ("gid", Shape::Data),
+]);
+const HOOK: Shape = Shape::Object(&[
+    ("hookName", Shape::Data),
+    ("path", Shape::Data),
+    ("args", STRINGS),
+    ("env", STRINGS),
+    ("timeout", Shape::Data),
+]);
+const MOUNT: Shape = Shape::Object(&[
+    ("hostPath", Shape::Data),
+    ("containerPath", Shape::Data),
+    ("type", Shape::Data),
+    ("options", STRINGS),
+]);
+const INTEL_RDT: Shape = Shape::Object(&[
+    ("closID", Shape::Data),
+    ("l3CacheSchema", Shape::Data),
+    ("memBwSchema", Shape::Data),
+    ("schemata", STRINGS),
+    ("enableMonitoring", Shape::Data),
+]);
+const NET_DEVICE: Shape =
+    Shape::Object(&[("hostInterfaceName", Shape::Data), ("name", Shape::Data)]);
+const EDITS: Shape = Shape::Object(&[
+    ("env", STRINGS),
+    ("deviceNodes", Shape::List(&DEVICE_NODE)),
+    ("hooks", Shape::List(&HOOK)),
+    ("mounts", Shape::List(&MOUNT)),
+    ("intelRdt", INTEL_RDT),
+    ("additionalGids", Shape::Data),
+    ("netDevices", Shape::List(&NET_DEVICE)),
+]);
+const DEVICE: Shape = Shape::Object(&[
+    ("name", Shape::Data),
+    ("annotations", Shape::Data),
+    ("containerEdits", EDITS),
+]);
+const SPEC: Shape = Shape::Object(&[
+    ("cdiVersion", Shape::Data),
+    ("kind", Shape::Data),
+    ("annotations", Shape::Data),
+    ("devices", Shape::List(&DEVICE)),
+    ("containerEdits", EDITS),
+]);
+
+/// Renames each key to the field it matches as Go's encoding/json (which
+/// the reference decodes with) matches it: exactly, or else ignoring
+/// case; a later key for the same field wins. A null field is dropped (Go
+/// leaves the field's zero value). Unknown keys stay, for serde to refuse.
+fn canonical_keys(value: &mut serde_yaml_ng::Value, shape: &Shape) {
+    use serde_yaml_ng::Value;
+    match (shape, value) {
+        (Shape::Object(fields), Value::Mapping(map)) => {
+            // In the document's order, so that the last key wins.
+            for (key, mut item) in std::mem::take(map) {
+                if item.is_null() {
+                    continue;
+                }
+                let field = key.as_str().and_then(|key| {
+                    fields.iter().find(|(name, _)| *name == key).or_else(|| {
+                        fields
+                            .iter()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+                    })
+                });
+                match field {
+                    Some((name, inner)) => {
+                        canonical_keys(&mut item, inner);
+                        map.insert(Value::String(name.to_string()), item);
+                    }
+                    None => {
+                        map.insert(key, item);
+                    }
+                }
+            }
+        }
+        (Shape::List(inner), Value::Sequence(items)) => {
+            for item in items {
+                canonical_keys(item, inner);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl CdiSpec {
+    /// An empty optional string is an absent one, as Go's zero value.
+    fn absent_if_empty(&mut self) {
+        let absent = |s: &mut Option<String>| {
+            if s.as_deref() == Some("") {
+                *s = None;
+            }
+        };
+        let edits = std::iter::once(&mut self.container_edits)
+            .chain(self.devices.iter_mut().map(|d| &mut d.container_edits));
+        for e in edits {
+            for node in &mut e.device_nodes {
+                absent(&mut node.host_path);
+                absent(&mut node.typ);
+                absent(&mut node.permissions);
+            }
+            for mount in &mut e.mounts {
+                absent(&mut mount.typ);
+            }
+            if let Some(rdt) = &mut e.intel_rdt {
+                absent(&mut rdt.clos_id);
+                absent(&mut rdt.l3_cache_schema);
+                absent(&mut rdt.mem_bw_schema);
+            }
+        }
     }
 }
 
@@ -242,7 +385,7 @@ fn minimum_version(spec: &CdiSpec) -> usize {
         if !e.net_devices.is_empty()
             || e.intel_rdt
                 .as_ref()
-                .is_some_and(|r| !r.schemata.is_empty() || r.enable_monitoring.is_some())
+                .is_some_and(|r| r.schemata.is_some() || r.enable_monitoring == Some(true))
         {
             needed = needed.max(at("1.1.0"));
         }
@@ -285,16 +428,14 @@ const HOOK_NAMES: &[&str] = &[
     "poststop",
 ];
 
+/// The reference's checks of container edits (paths need only be given:
+/// the container's own checks judge them once applied).
 fn check_edits(e: &ContainerEdits) -> std::result::Result<(), String> {
-    for (i, env) in e.env.iter().enumerate() {
-        if !env.contains('=') || env.starts_with('=') {
-            return Err(format!("env[{i}] {env:?} is not NAME=VALUE"));
-        }
-    }
+    check_env("env", &e.env)?;
     for (i, d) in e.device_nodes.iter().enumerate() {
         let at = format!("deviceNodes[{i}] ({})", d.path);
-        if !d.path.starts_with('/') {
-            return Err(format!("{at}: path is not absolute"));
+        if d.path.is_empty() {
+            return Err(format!("deviceNodes[{i}]: empty path"));
         }
         if let Some(t) = &d.typ {
             if !["b", "c", "u", "p"].contains(&t.as_str()) {
@@ -317,19 +458,61 @@ fn check_edits(e: &ContainerEdits) -> std::result::Result<(), String> {
                 HOOK_NAMES.join(", ")
             ));
         }
-        if !h.path.starts_with('/') {
-            return Err(format!("hooks[{i}]: path {:?} is not absolute", h.path));
+        if h.path.is_empty() {
+            return Err(format!("hooks[{i}]: empty path"));
         }
+        check_env(&format!("hooks[{i}].env"), &h.env)?;
         if h.timeout.is_some_and(|t| t <= 0) {
             return Err(format!("hooks[{i}]: timeout must be positive"));
         }
     }
     for (i, m) in e.mounts.iter().enumerate() {
-        if m.host_path.is_empty() || !m.container_path.starts_with('/') {
+        if m.host_path.is_empty() || m.container_path.is_empty() {
             return Err(format!(
-                "mounts[{i}]: needs a hostPath and an absolute containerPath (got {:?}, {:?})",
+                "mounts[{i}]: needs a hostPath and a containerPath (got {:?}, {:?})",
                 m.host_path, m.container_path
             ));
+        }
+    }
+    if let Some(clos_id) = e.intel_rdt.as_ref().and_then(|r| r.clos_id.as_deref()) {
+        // A file name under resctrl; "/" is the root CLOS.
+        if clos_id != "/"
+            && (clos_id.len() >= 4096
+                || [".", ".."].contains(&clos_id)
+                || clos_id.contains(['/', '\n']))
+        {
+            return Err(format!(
+                "intelRdt.closID {clos_id:?} is not a resctrl group name"
+            ));
+        }
+    }
+    for (i, d) in e.net_devices.iter().enumerate() {
+        if d.host_interface_name.is_empty() || d.name.is_empty() {
+            return Err(format!(
+                "netDevices[{i}]: needs a hostInterfaceName and a name"
+            ));
+        }
+        let earlier = &e.net_devices[..i];
+        if earlier
+            .iter()
+            .any(|o| o.host_interface_name == d.host_interface_name)
+        {
+            return Err(format!(
+                "netDevices[{i}]: hostInterfaceName {:?} is given twice",
+                d.host_interface_name
+            ));
+        }
+        if earlier.iter().any(|o| o.name == d.name) {
+            return Err(format!("netDevices[{i}]: name {:?} is given twice", d.name));
+        }
+    }
+    Ok(())
+}
+
+fn check_env(at: &str, env: &[String]) -> std::result::Result<(), String> {
+    for (i, var) in env.iter().enumerate() {
+        if !var.contains('=') || var.starts_with('=') {
+            return Err(format!("{at}[{i}] {var:?} is not NAME=VALUE"));
         }
     }
     Ok(())
@@ -366,7 +549,7 @@ mod tests {
     #[test]
     fn rejects_what_the_cdi_spec_rejects() {
         let cases = [
-            (spec_json("0.2.0", r#"{"name":"a"}"#), "cdiVersion"),
+            (spec_json("0.0.9", r#"{"name":"a"}"#), "cdiVersion"),
             (
                 spec_json("0.6.0", r#"{"name":"a","bogus":1}"#),
                 "unknown field",
@@ -414,5 +597,84 @@ mod tests {
             let err = load_str("s.json", &text).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn keys_match_fields_as_the_reference_matches_them() {
+        // Any case, in JSON and YAML; null is absent; a later key wins.
+        let json = r#"{"CDIVERSION":"0.6.0","Kind":"vendor.com/dev","annotations":{"Key":"v"},
+            "devices":[{"NAME":"a","containeredits":{"ENV":["A=1"],"hooks":null,
+            "DeviceNodes":[{"Path":"/dev/a","HOSTPATH":"","type":"c"}]}}],
+            "containerEdits":{"env":["B=1"],"Env":["B=2"]}}"#;
+        let s = load_str("a.json", json).unwrap().spec;
+        assert_eq!(s.kind, "vendor.com/dev");
+        // Annotation keys are data, kept as they are.
+        assert_eq!(s.annotations.keys().collect::<Vec<_>>(), ["Key"]);
+        let edits = &s.devices[0].container_edits;
+        assert_eq!(edits.env, ["A=1"]);
+        // An empty hostPath is none (so 0.5.0 is not needed).
+        assert_eq!(edits.device_nodes[0].host_path, None);
+        assert_eq!(s.container_edits.env, ["B=2"]);
+        let yaml = "CdiVersion: 0.3.0\nKIND: vendor.com/dev\nDevices:\n- Name: a\n  ContainerEdits:\n    Mounts:\n    - HostPath: /x\n      ContainerPath: /y\n";
+        let s = load_str("a.yaml", yaml).unwrap().spec;
+        assert_eq!(s.devices[0].container_edits.mounts[0].container_path, "/y");
+        // A .json file is read as YAML too, as the reference reads it.
+        let s = load_str("y.json", yaml).unwrap().spec;
+        assert_eq!(s.devices[0].name, "a");
+    }
+
+    #[test]
+    fn versions_and_fields_are_judged_as_the_reference_judges_them() {
+        for version in ["0.1.0", "0.2.0", "v1.1.0"] {
+            load_str("a.json", &spec_json(version, r#"{"name":"a"}"#)).unwrap();
+        }
+        // enableMonitoring false needs no 1.1.0; schemata, even empty, does.
+        let rdt = |body: &str| {
+            spec_json(
+                "0.7.0",
+                &format!(r#"{{"name":"a","containerEdits":{{"intelRdt":{body}}}}}"#),
+            )
+        };
+        load_str("a.json", &rdt(r#"{"enableMonitoring":false}"#)).unwrap();
+        let err = load_str("a.json", &rdt(r#"{"schemata":[]}"#)).unwrap_err();
+        assert!(err.contains("need 1.1.0"), "{err}");
+        // 1.1.0 dropped enableCMT and enableMBM: unknown in every version.
+        let err = load_str("a.json", &rdt(r#"{"enableCMT":true}"#)).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+        let err = load_str("a.json", &rdt(r#"{"closID":".."}"#)).unwrap_err();
+        assert!(err.contains("closID"), "{err}");
+        // Paths need only be given; the container's checks judge them.
+        load_str(
+            "a.json",
+            &spec_json(
+                "0.6.0",
+                r#"{"name":"a","containerEdits":{"deviceNodes":[{"path":"dev/a"}]}}"#,
+            ),
+        )
+        .unwrap();
+        let cases = [
+            (r#"{"name":"a","name":"b"}"#, "duplicate"),
+            (
+                r#"{"name":"a","containerEdits":{"hooks":[{"hookName":"prestart","path":"/x","env":["X"]}]}}"#,
+                "hooks[0].env[0]",
+            ),
+            (
+                r#"{"name":"a","containerEdits":{"mounts":[{"hostPath":"/x","containerPath":""}]}}"#,
+                "containerPath",
+            ),
+        ];
+        for (device, expected) in cases {
+            let err = load_str("a.json", &spec_json("0.6.0", device)).unwrap_err();
+            assert!(err.contains(expected), "{device}: {err}");
+        }
+        let err = load_str(
+            "a.json",
+            &spec_json(
+                "1.1.0",
+                r#"{"name":"a","containerEdits":{"netDevices":[{"hostInterfaceName":"e","name":"x"},{"hostInterfaceName":"e","name":"y"}]}}"#,
+            ),
+        )
+        .unwrap_err();
+        assert!(err.contains("given twice"), "{err}");
     }
 }

@@ -139,6 +139,8 @@ fn converse(
     if let Some(manager) = join.filter(|_| join_now) {
         add_init(manager)?;
     }
+    // Before the init can fork, so that what it forks inherits the reset.
+    crate::process::sched::reset_affinity(init.pid());
     chan.send(&ToChild::Go)?;
     if let Some(manager) = join.filter(|_| !join_now) {
         add_init(manager)?;

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use berth_cgroups::{CgroupsPath, Host, Manager};
+use berth_cgroups::{CgroupsPath, Host, Manager, Placement};
 use oci_spec::runtime::{Hooks, Linux, LinuxDeviceCgroup, LinuxResources};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
@@ -38,6 +38,12 @@ pub struct CreateOptions {
     /// Socket-activation fds (LISTEN_FDS) at 3.., handed on before the
     /// --preserve-fds ones; the process is told of them as systemd does.
     pub listen_fds: u32,
+    /// A unix socket to send the init's pidfd to.
+    pub pidfd_socket: Option<PathBuf>,
+    /// runc's --rootless: `Some(true)` ignores a cgroup berth may not make
+    /// (when the spec sets no limits), `Some(false)` makes cgroups even
+    /// when berth is not root; `None` decides by berth's uid.
+    pub rootless_cgroups: Option<bool>,
 }
 
 /// A created container: its init waits on the exec fifo.
@@ -68,6 +74,9 @@ struct Plan {
     seccomp: Option<seccomp::Filter>,
     /// The host's cgroup layout, when berth manages cgroups.
     host: Option<Host>,
+    /// A cgroup berth is not allowed to make is no error (see
+    /// [`CreateOptions::rootless_cgroups`]).
+    rootless_cgroups: bool,
     cgroups_path: CgroupsPath,
     /// The limits and device rules to write.
     resources: LinuxResources,
@@ -103,7 +112,10 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     }
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
     check_rootless(&linux)?;
-    let host = if manages_cgroups(&linux) {
+    let rootless_cgroups = opts
+        .rootless_cgroups
+        .unwrap_or_else(|| !rustix::process::geteuid().is_root() || in_user_namespace());
+    let host = if manages_cgroups(&linux, opts.rootless_cgroups) {
         Some(Host::detect().ctx(|| "cgroups")?)
     } else {
         None
@@ -119,8 +131,36 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
         terminal,
         seccomp,
         host,
+        rootless_cgroups,
         cgroups_path,
         namespaces,
+    })
+}
+
+impl Plan {
+    /// A rootless container goes without a cgroup berth may not make, as
+    /// long as the spec sets no limits that would then be lost (runc's
+    /// meaning of --rootless).
+    fn ignores_cgroup_error(&self, e: &berth_cgroups::Error) -> bool {
+        let denied = matches!(
+            e.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EROFS)
+        );
+        let limits = self
+            .linux
+            .resources()
+            .as_ref()
+            .is_some_and(berth_cgroups::resources::has_limits);
+        self.rootless_cgroups && denied && !limits
+    }
+}
+
+/// Whether berth runs in a user namespace other than the initial one,
+/// where even uid 0 may be refused cgroups.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        let fields: Vec<&str> = map.split_whitespace().collect();
+        fields != ["0", "0", "4294967295"]
     })
 }
 
@@ -138,6 +178,8 @@ struct Prepared {
     own_console: Option<ConsoleSocket>,
     /// Bind sources made ready for the init, by mount index.
     bind_sources: Vec<Option<BindSource>>,
+    /// A connected --pidfd-socket.
+    pidfd_socket: Option<OwnedFd>,
 }
 
 impl Drop for Prepared {
@@ -181,6 +223,11 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
     let own_console = (plan.terminal && console.is_none())
         .then(ConsoleSocket::pair)
         .transpose()?;
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(connect_pidfd_socket)
+        .transpose()?;
     // Bind sources are made ready while berth is still host root; the init
     // inherits them and only attaches them. (An unprivileged berth can
     // reach no more than its container can.)
@@ -205,11 +252,61 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
         console,
         own_console,
         bind_sources,
+        pidfd_socket,
     };
     if let Some(host) = &plan.host {
-        prepared.cgroup = Some(berth_cgroups::create(host, &plan.cgroups_path).ctx(|| "cgroups")?);
+        match berth_cgroups::create(host, &plan.cgroups_path) {
+            Ok(cgroup) => {
+                if let Err(e) = check_cgroup_unused(cgroup.as_ref()) {
+                    // The cgroup is someone else's: only what this create
+                    // made goes.
+                    remove_made(cgroup.placement());
+                    return Err(e);
+                }
+                prepared.cgroup = Some(cgroup);
+            }
+            Err(e) if plan.ignores_cgroup_error(&e) => tracing::warn!(
+                "rootless: the container gets no cgroup of its own ({e}); \
+                 its processes stay in berth's"
+            ),
+            Err(e) => return Err(e).ctx(|| "cgroups"),
+        }
     }
     Ok(prepared)
+}
+
+/// Removes the cgroup directories that creating it made, deepest first.
+fn remove_made(placement: &Placement) {
+    let (Placement::V1 { created, .. } | Placement::V2 { created, .. }) = placement;
+    for dir in created.iter().rev() {
+        if let Err(e) = std::fs::remove_dir(dir) {
+            tracing::warn!("remove {}: {e}", dir.display());
+        }
+    }
+}
+
+/// Refuses a cgroup that holds processes already or is frozen (the init
+/// would freeze in it, and create hang), as runc does.
+fn check_cgroup_unused(cgroup: &dyn Manager) -> Result<()> {
+    let pids = cgroup
+        .procs()
+        .ctx(|| "cgroups: list the processes of the container's cgroup")?;
+    if !pids.is_empty() {
+        return Err(Error::spec(
+            "linux.cgroupsPath",
+            format!(
+                "container's cgroup is not empty: {} process(es) found",
+                pids.len()
+            ),
+        ));
+    }
+    if berth_cgroups::is_frozen(cgroup.placement()) {
+        return Err(Error::spec(
+            "linux.cgroupsPath",
+            "container's cgroup unexpectedly frozen (thaw it, or name another cgroup)",
+        ));
+    }
+    Ok(())
 }
 
 /// Clones the init and takes it through setup; returns it ready, with the
@@ -332,6 +429,9 @@ fn record(
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;
     }
+    if let Some(socket) = &prepared.pidfd_socket {
+        send_pidfd(socket, spawned.init.pidfd(), "standard")?;
+    }
     spawned.commit(OciState::for_hooks(&state, Status::Created))?;
     // The init sent the pty master before it reported ready.
     let console = prepared
@@ -381,17 +481,34 @@ fn effective_resources(linux: &Linux) -> LinuxResources {
 }
 
 pub(super) fn connect_console(path: &Path) -> Result<OwnedFd> {
+    connect_unix("--console-socket", path)
+}
+
+/// Connects to --pidfd-socket before anything is made, so that a bad path
+/// fails early.
+pub(super) fn connect_pidfd_socket(path: &Path) -> Result<OwnedFd> {
+    connect_unix("--pidfd-socket", path)
+}
+
+fn connect_unix(flag: &str, path: &Path) -> Result<OwnedFd> {
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
         SocketFlags::CLOEXEC,
         None,
     )
-    .ctx(|| "--console-socket: socket")?;
-    let addr = SocketAddrUnix::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
-    rustix::net::connect(&socket, &addr)
-        .ctx(|| format!("--console-socket {}: connect", path.display()))?;
+    .ctx(|| format!("{flag}: socket"))?;
+    let addr = SocketAddrUnix::new(path).ctx(|| format!("{flag} {}", path.display()))?;
+    rustix::net::connect(&socket, &addr).ctx(|| format!("{flag} {}: connect", path.display()))?;
     Ok(socket)
+}
+
+/// Sends a process's pidfd over --pidfd-socket as runc does: one
+/// SCM_RIGHTS message whose data names the kind of process ("standard" for
+/// an init, "setns" for an exec'd one).
+pub(super) fn send_pidfd(socket: &OwnedFd, pidfd: BorrowedFd, kind: &str) -> Result<()> {
+    crate::sys::send_fd(socket.as_fd(), pidfd, kind.as_bytes())
+        .ctx(|| "--pidfd-socket: send the pidfd")
 }
 
 /// Writes the pid file atomically, as engines read it as soon as `create`
@@ -402,11 +519,12 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         .ctx(|| format!("--pid-file {}", path.display()))
 }
 
-/// Whether this berth can manage cgroups: as root. An unprivileged berth
-/// (rootless) has no cgroup delegated to it on the hosts it supports, and
-/// says so when the spec asks for limits.
-fn manages_cgroups(linux: &Linux) -> bool {
-    if rustix::process::geteuid().is_root() {
+/// Whether this berth can manage cgroups: as root, or when told to by
+/// `--rootless false`. Otherwise an unprivileged berth (rootless) has no
+/// cgroup delegated to it on the hosts it supports, and says so when the
+/// spec asks for limits.
+fn manages_cgroups(linux: &Linux, rootless: Option<bool>) -> bool {
+    if rustix::process::geteuid().is_root() || rootless == Some(false) {
         return true;
     }
     if linux

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use berth_cgroups::Manager;
+use berth_cgroups::{Manager, SubCgroup};
 use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespaceType, Process};
 
 use super::foreground::{ConsoleSocket, Foreground};
@@ -50,8 +50,12 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
-    /// A sub-cgroup of the container's: `path`, or `controller:path` on v1.
-    pub cgroup: Option<String>,
+    /// Sub-cgroups of the container's (see [`SubCgroup::parse`]).
+    pub cgroup: Vec<String>,
+    /// Run in a paused container: the process waits until it is resumed.
+    pub ignore_paused: bool,
+    /// A unix socket to send the process's pidfd to once it runs.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// The process to run: the file's, or the container's with the request's
@@ -59,8 +63,15 @@ pub struct ExecOptions {
 fn build_process(state: &State, request: &ExecRequest) -> Result<Process> {
     if let Some(path) = &request.process_file {
         let bytes = std::fs::read(path).ctx(|| format!("--process {}", path.display()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        return serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::spec(format!("--process {}", path.display()), e.to_string()))?;
+        // A process without `user` runs as root, as runc's does.
+        if let Some(object) = value.as_object_mut() {
+            object
+                .entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_path_to_error::deserialize(value).map_err(|e| {
             Error::spec(
                 format!("--process {}: {}", path.display(), e.path()),
                 e.into_inner().to_string(),
@@ -172,6 +183,7 @@ struct Plan {
     seccomp: Option<seccomp::Filter>,
     init_pidfd: OwnedFd,
     cgroup: Option<Box<dyn Manager>>,
+    sub_cgroup: Option<SubCgroup>,
 }
 
 fn plan(store: &Store, id: &str, opts: &ExecOptions) -> Result<Plan> {
@@ -179,20 +191,16 @@ fn plan(store: &Store, id: &str, opts: &ExecOptions) -> Result<Plan> {
     let status = container.status();
     let state = match (container.state, status) {
         (Some(state), Status::Created | Status::Running) => state,
+        (Some(state), Status::Paused) if opts.ignore_paused => state,
         (_, Status::Paused) => {
             return Err(Error::WrongState {
                 id: id.into(),
                 status: status.to_string(),
-                message: "resume it before exec".into(),
+                message: "cannot exec in a paused container (use --ignore-paused to override)"
+                    .into(),
             })
         }
-        _ => {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: status.to_string(),
-                message: "exec needs a created or running container".into(),
-            })
-        }
+        _ => return Err(stopped(id, status)),
     };
     let mut process = build_process(&state, &opts.request)?;
     crate::spec::validate_process(&process)?;
@@ -205,23 +213,22 @@ fn plan(store: &Store, id: &str, opts: &ExecOptions) -> Result<Plan> {
     let linux = state.config.linux().clone().unwrap_or_default();
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
     let cgroup = state.cgroup.clone().map(berth_cgroups::open);
-    if let Some(cgroup) = &cgroup {
+    let sub_cgroup =
+        Some(SubCgroup::parse(&opts.cgroup).ctx(|| "exec")?).filter(|sub| !sub.is_empty());
+    if let (Some(cgroup), Some(sub)) = (&cgroup, &sub_cgroup) {
         // A bad --cgroup is refused before anything runs.
-        cgroup
-            .placement()
-            .dirs_for(opts.cgroup.as_deref())
-            .ctx(|| "cgroups")?;
+        cgroup.placement().dirs_for(Some(sub)).ctx(|| "exec")?;
+    } else if sub_cgroup.is_some() {
+        return Err(Error::Message(format!(
+            "--cgroup: container {id:?} has no cgroup of its own"
+        )));
     }
     let init = rustix::process::Pid::from_raw(state.pid)
         .ok_or_else(|| Error::Message(format!("bad init pid {}", state.pid)))?;
     let init_pidfd = rustix::process::pidfd_open(init, rustix::process::PidfdFlags::empty())
         .ctx(|| format!("pidfd_open of the init ({})", state.pid))?;
     if !is_alive(state.pid, state.pid_start_time) {
-        return Err(Error::WrongState {
-            id: id.into(),
-            status: Status::Stopped.to_string(),
-            message: "exec needs a created or running container".into(),
-        });
+        return Err(stopped(id, Status::Stopped));
     }
     Ok(Plan {
         state,
@@ -230,7 +237,16 @@ fn plan(store: &Store, id: &str, opts: &ExecOptions) -> Result<Plan> {
         seccomp,
         init_pidfd,
         cgroup,
+        sub_cgroup,
     })
+}
+
+fn stopped(id: &str, status: Status) -> Error {
+    Error::WrongState {
+        id: id.into(),
+        status: status.to_string(),
+        message: "cannot exec in a stopped container (exec needs a created or running one)".into(),
+    }
 }
 
 /// berth readied for the clone: what the child will inherit.
@@ -246,6 +262,8 @@ struct Prepared {
     setgroups_allowed: bool,
     /// CLONE_INTO_CGROUP's target, on cgroup v2.
     clone_into: Option<OwnedFd>,
+    /// A connected --pidfd-socket.
+    pidfd_socket: Option<OwnedFd>,
 }
 
 fn prepare(plan: &Plan, opts: &ExecOptions) -> Result<Prepared> {
@@ -256,6 +274,11 @@ fn prepare(plan: &Plan, opts: &ExecOptions) -> Result<Prepared> {
     };
     let own_console = (terminal && console.is_none())
         .then(ConsoleSocket::pair)
+        .transpose()?;
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(super::create::connect_pidfd_socket)
         .transpose()?;
     let foreground = if opts.detach {
         None
@@ -292,8 +315,8 @@ fn prepare(plan: &Plan, opts: &ExecOptions) -> Result<Prepared> {
         .map_or(true, |s| s.trim() != "deny");
     let clone_into = match &plan.cgroup {
         Some(cgroup) => cgroup
-            .clone_into_fd(opts.cgroup.as_deref())
-            .ctx(|| "--cgroup")?,
+            .clone_into_fd(plan.sub_cgroup.as_ref())
+            .ctx(|| "exec --cgroup")?,
         None => None,
     };
     Ok(Prepared {
@@ -303,6 +326,7 @@ fn prepare(plan: &Plan, opts: &ExecOptions) -> Result<Prepared> {
         joined_user,
         setgroups_allowed,
         clone_into,
+        pidfd_socket,
     })
 }
 
@@ -331,8 +355,14 @@ fn spawn(plan: &Plan, prepared: &Prepared, opts: &ExecOptions) -> Result<Child> 
     };
     if let (Some(cgroup), None) = (&plan.cgroup, &prepared.clone_into) {
         cgroup
-            .join(child.pid(), opts.cgroup.as_deref())
+            .join(child.pid(), plan.sub_cgroup.as_ref())
             .ctx(|| "join the container's cgroup")?;
+    }
+    // Without an execCPUAffinity the process must not keep berth's own
+    // (a pinned engine's): all CPUs, as runc does.
+    let affinity = plan.process.exec_cpu_affinity().as_ref();
+    if affinity.is_none_or(|a| a.initial().is_none() && a.cpu_affinity_final().is_none()) {
+        sched::reset_affinity(child.pid());
     }
     chan.send(&ToChild::Go)?;
     let mut requests = ExecRequests {
@@ -375,6 +405,9 @@ impl Requests for ExecRequests<'_> {
 fn record(child: Child, prepared: Prepared, opts: &ExecOptions) -> Result<i32> {
     if let Some(path) = &opts.pid_file {
         super::create::write_pid_file(path, child.pid())?;
+    }
+    if let Some(socket) = &prepared.pidfd_socket {
+        super::create::send_pidfd(socket, child.pidfd(), "setns")?;
     }
     let console_master = prepared
         .own_console

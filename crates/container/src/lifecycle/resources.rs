@@ -161,15 +161,27 @@ pub fn events(
     }
 }
 
-/// The host pids of the container's processes.
+/// The host pids of the container's processes: of a stopped container,
+/// what is left in its cgroup (none once the cgroup is gone), as runc.
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     let container = store.load(id)?;
     let state = live_state(
         &container,
-        &[Status::Created, Status::Running, Status::Paused],
-        "only a live container has processes",
+        &[
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Stopped,
+        ],
+        "the container is still being created",
     )?;
-    cgroup_of(id, &state)?
-        .procs()
-        .ctx(|| "list the container's processes")
+    let procs = cgroup_of(id, &state)?.procs();
+    match procs {
+        Err(e)
+            if container.status() == Status::Stopped && e.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(Vec::new())
+        }
+        other => other.ctx(|| "list the container's processes"),
+    }
 }

@@ -9,8 +9,10 @@ use crate::state::Store;
 use crate::Result;
 
 /// Runs a container. Detached, returns 0 once it is started; otherwise
-/// returns its exit status (128+N for death by signal N).
-pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+/// returns its exit status (128+N for death by signal N), and deletes it
+/// unless told to `keep` it (stopped, with its state and cgroup) for
+/// `delete`.
+pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     let foreground = if detach {
         None
     } else {
@@ -33,8 +35,10 @@ pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool) -> Resul
         return Ok(0);
     };
     let code = foreground.wait(created.pid, created.pidfd.as_fd(), created.console);
-    if let Err(e) = delete(store, id, true) {
-        tracing::warn!("delete {id}: {e}");
+    if !keep {
+        if let Err(e) = delete(store, id, true) {
+            tracing::warn!("delete {id}: {e}");
+        }
     }
     code
 }

@@ -154,3 +154,28 @@ pub fn set_affinity(cpus: &str) -> Result<()> {
         )
     })
 }
+
+/// Lets process `pid` run on every CPU (the kernel clamps the mask to the
+/// CPUs there are and to its cpuset), so that it does not keep the CPU
+/// affinity of berth, which it inherited (runc 1.3.1 does the same). A
+/// failure only costs the process that inheritance: a warning.
+pub fn reset_affinity(pid: i32) {
+    // Room for more CPUs than any kernel supports, so that CPUs plugged in
+    // later are allowed too.
+    let mask = [u64::MAX; 128];
+    // SAFETY: sched_setaffinity reads `size_of_val(&mask)` bytes of mask.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid,
+            std::mem::size_of_val(&mask),
+            mask.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        tracing::warn!(
+            "reset the CPU affinity of pid {pid}: {}; the process keeps berth's",
+            std::io::Error::last_os_error()
+        );
+    }
+}
