@@ -348,17 +348,20 @@ impl Manager for Cgroup {
         for limit in r.hugepage_limits().iter().flatten() {
             let size = convert::page_size(limit.page_size())?;
             match (self.placement.dir_of("hugetlb"), self.unified()) {
-                (Some(dir), _) => write(
-                    dir,
-                    &format!("hugetlb.{size}.limit_in_bytes"),
-                    &limit.limit().to_string(),
-                )?,
+                (Some(dir), _) => {
+                    let value = limit.limit().to_string();
+                    write(dir, &format!("hugetlb.{size}.limit_in_bytes"), &value)?;
+                    // The reservation limit, where the kernel has it (5.7+),
+                    // as runc writes it too.
+                    let rsvd = format!("hugetlb.{size}.rsvd.limit_in_bytes");
+                    if exists(dir, &rsvd) {
+                        write(dir, &rsvd, &value)?;
+                    }
+                }
                 // A hybrid host with hugetlb on cgroup2 only.
-                (None, Some(dir)) if exists(dir, &format!("hugetlb.{size}.max")) => write(
-                    dir,
-                    &format!("hugetlb.{size}.max"),
-                    &convert::max_or(limit.limit()),
-                )?,
+                (None, Some(dir)) if exists(dir, &format!("hugetlb.{size}.max")) => {
+                    crate::v2::write_hugetlb_v2(dir, limit)?
+                }
                 _ => {
                     self.dir("hugetlb", "linux.resources.hugepageLimits")?;
                 }
@@ -659,6 +662,30 @@ mod tests {
         assert_eq!(read_back(tmp.path(), "pids", "pids.max"), "12");
         cg.apply(&resources(r#"{"pids":{"limit":-1}}"#)).unwrap();
         assert_eq!(read_back(tmp.path(), "pids", "pids.max"), "max");
+    }
+
+    #[test]
+    fn hugetlb_limits_cover_reservations_where_the_kernel_has_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cg = fake_cgroup(
+            tmp.path(),
+            &["hugetlb"],
+            &[
+                ("hugetlb", "hugetlb.2MB.limit_in_bytes", ""),
+                ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes", ""),
+            ],
+        );
+        cg.apply(&resources(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+        ))
+        .unwrap();
+        let root = tmp.path();
+        for file in [
+            "hugetlb.2MB.limit_in_bytes",
+            "hugetlb.2MB.rsvd.limit_in_bytes",
+        ] {
+            assert_eq!(read_back(root, "hugetlb", file), "4194304");
+        }
     }
 
     #[test]

