@@ -220,7 +220,10 @@ impl Manager for Cgroup {
                 path: dir.to_path_buf(),
                 source: e.into(),
             })?;
-            crate::devices_bpf::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
+            // The rules in their simplest form: accesses other than r, w
+            // and m dropped, what later rules undo gone (as runc).
+            let rules = crate::device_state::DeviceState::from_rules(rules)?.to_rules();
+            crate::devices_bpf::attach(std::os::fd::AsFd::as_fd(&fd), &rules)?;
         }
         if let Some(memory) = r.memory() {
             self.apply_memory(memory)?;
