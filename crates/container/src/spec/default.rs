@@ -19,8 +19,10 @@ pub enum DefaultSpec {
 /// A cgroup namespace only on a cgroup v2 host, as runc: on v1 it would
 /// hide the container's own cgroup paths behind the host's mounts.
 pub fn default_spec(kind: DefaultSpec) -> Spec {
-    let cgroup2 = rustix::fs::statfs(berth_cgroups::CGROUP_MOUNT)
-        .is_ok_and(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC);
+    let cgroup2 = matches!(
+        berth_cgroups::Host::detect(),
+        Ok(berth_cgroups::Host::Unified { .. })
+    );
     default_spec_for(kind, cgroup2)
 }
 
