@@ -145,19 +145,31 @@ fn default_devices_and_links_are_there() {
 }
 
 #[test]
-fn spec_devices_are_created_with_their_mode_and_owner_and_allowed() {
+fn spec_devices_are_created_with_their_mode_and_owner_and_only_device_rules_allow_them() {
     let mut bundle = Bundle::new();
     bundle.edit(|c| {
         c["linux"]["devices"] = json!([
             {"path": "/dev/extra/null2", "type": "c", "major": 1, "minor": 3, "fileMode": 384, "uid": 7, "gid": 8},
-            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 438}
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 438},
+            {"path": "/dev/extra/tty0", "type": "c", "major": 4, "minor": 0, "fileMode": 438}
         ]);
+        // As runc: a linux.devices node is usable only where
+        // resources.devices allows it; letters other than r, w, m are
+        // dropped.
+        c["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "wa"}));
     });
-    bundle.sh("stat -c '%t:%T %a %u %g' /dev/extra/null2; echo hello > /dev/kmsg && echo writable");
-    assert_eq!(
-        run_ok(&bundle).lines().collect::<Vec<_>>(),
-        ["1:3 600 7 8", "writable"]
+    bundle.sh(
+        "stat -c '%t:%T %a %u %g' /dev/extra/null2; echo hello > /dev/kmsg && echo writable; \
+         (head -c 0 /dev/extra/tty0) 2>&1; grep -E '^c (1:11|4:0|10:200) ' /sys/fs/cgroup/devices/devices.list",
     );
+    let out = run_ok(&bundle);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["1:3 600 7 8", "writable"], "{out}");
+    assert!(lines[2].contains("Operation not permitted"), "{out}");
+    assert_eq!(lines[3..], ["c 1:11 w", "c 10:200 rwm"], "{out}");
 }
 
 #[test]

@@ -3,14 +3,21 @@
 
 use crate::{Error, Result};
 
-/// cpu.shares (2..262144) → cpu.weight (1..10000), runc's linear mapping:
-/// the default 1024 shares become weight 39.
+/// cpu.shares (2..262144) → cpu.weight (1..10000), as runc 1.3.2 maps
+/// them: a quadratic in log2(shares) through the two ends and the default,
+/// so that the default 1024 shares become the default weight 100 (the old
+/// linear mapping made them 39, below every unlimited v2 sibling).
 pub fn cpu_shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            10f64.powf(exponent).ceil() as u64
+        }
     }
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// blkio.weight (10..1000) → io.weight (1..10000).
@@ -152,8 +159,13 @@ mod tests {
     #[test]
     fn cpu_shares_map_like_runc() {
         assert_eq!(cpu_shares_to_weight(0), 0);
+        assert_eq!(cpu_shares_to_weight(1), 1);
         assert_eq!(cpu_shares_to_weight(2), 1);
-        assert_eq!(cpu_shares_to_weight(1024), 39);
+        assert_eq!(cpu_shares_to_weight(3), 2);
+        assert_eq!(cpu_shares_to_weight(512), 59);
+        assert_eq!(cpu_shares_to_weight(1024), 100);
+        assert_eq!(cpu_shares_to_weight(2048), 174);
+        assert_eq!(cpu_shares_to_weight(262_143), 10_000);
         assert_eq!(cpu_shares_to_weight(262_144), 10_000);
     }
 

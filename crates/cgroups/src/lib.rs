@@ -8,6 +8,7 @@
 //! directories whatever cgroup the caller itself is in.
 
 mod convert;
+mod device_state;
 mod devices_bpf;
 mod error;
 mod fsutil;

@@ -9,6 +9,7 @@ use oci_spec::runtime::{
 };
 
 use crate::convert;
+use crate::device_state::DeviceState;
 use crate::fsutil::{self, exists, read, write};
 use crate::host::{Hierarchy, OwnCgroups};
 use crate::stats::{self, Hugetlb, MemoryEntry, Stats};
@@ -106,18 +107,29 @@ impl Cgroup {
             })
     }
 
+    /// Writes what it takes to bring the device cgroup to `rules` (see
+    /// [`DeviceState`]), then checks that the kernel holds them.
     fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<()> {
         if rules.is_empty() {
             return Ok(());
         }
-        let dir = self.dir("devices", "linux.resources.devices")?;
-        for rule in rules {
-            let file = if rule.allow() {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write(dir, file, &device_rule(rule))?;
+        let field = "linux.resources.devices";
+        let dir = self.dir("devices", field)?;
+        let target = DeviceState::from_rules(rules)?;
+        let current = read_device_state(dir)?;
+        for line in current.transition(&target) {
+            write(dir, line.file(), &line.to_string())?;
+        }
+        let now = read_device_state(dir)?;
+        if !now.matches(&target) {
+            return Err(Error::Invalid {
+                field: field.into(),
+                message: format!(
+                    "the device cgroup {} holds {:?} after the rules were written, not what they ask",
+                    dir.display(),
+                    read(dir, "devices.list")?
+                ),
+            });
         }
         Ok(())
     }
@@ -348,17 +360,20 @@ impl Manager for Cgroup {
         for limit in r.hugepage_limits().iter().flatten() {
             let size = convert::page_size(limit.page_size())?;
             match (self.placement.dir_of("hugetlb"), self.unified()) {
-                (Some(dir), _) => write(
-                    dir,
-                    &format!("hugetlb.{size}.limit_in_bytes"),
-                    &limit.limit().to_string(),
-                )?,
+                (Some(dir), _) => {
+                    let value = limit.limit().to_string();
+                    write(dir, &format!("hugetlb.{size}.limit_in_bytes"), &value)?;
+                    // The reservation limit, where the kernel has it (5.7+),
+                    // as runc writes it too.
+                    let rsvd = format!("hugetlb.{size}.rsvd.limit_in_bytes");
+                    if exists(dir, &rsvd) {
+                        write(dir, &rsvd, &value)?;
+                    }
+                }
                 // A hybrid host with hugetlb on cgroup2 only.
-                (None, Some(dir)) if exists(dir, &format!("hugetlb.{size}.max")) => write(
-                    dir,
-                    &format!("hugetlb.{size}.max"),
-                    &convert::max_or(limit.limit()),
-                )?,
+                (None, Some(dir)) if exists(dir, &format!("hugetlb.{size}.max")) => {
+                    crate::v2::write_hugetlb_v2(dir, limit)?
+                }
                 _ => {
                     self.dir("hugetlb", "linux.resources.hugepageLimits")?;
                 }
@@ -519,27 +534,12 @@ impl Cgroup {
     }
 }
 
-/// A devices.allow/deny line: `c 1:3 rwm`, with `*` for a missing number.
-fn device_rule(rule: &LinuxDeviceCgroup) -> String {
-    let number = |n: Option<i64>| {
-        n.filter(|n| *n >= 0)
-            .map_or("*".to_string(), |n| n.to_string())
-    };
-    let kind = rule.typ().map_or("a", |t| match t.as_str() {
-        "b" => "b",
-        "c" | "u" => "c",
-        _ => "a",
-    });
-    let access = rule
-        .access()
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .unwrap_or("rwm");
-    format!(
-        "{kind} {}:{} {access}",
-        number(rule.major()),
-        number(rule.minor())
-    )
+fn read_device_state(dir: &Path) -> Result<DeviceState> {
+    let list = read(dir, "devices.list")?;
+    DeviceState::from_list(&list).map_err(|message| Error::Invalid {
+        field: "linux.resources.devices".into(),
+        message: format!("{}: {message}", dir.display()),
+    })
 }
 
 /// A new cpuset cgroup starts with no cpus and no memory nodes, and no task
@@ -564,7 +564,7 @@ fn fill_cpusets(mount_point: &Path, leaf: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
+    use oci_spec::runtime::LinuxResources;
     use std::fs;
 
     /// A fake v1 tree: one directory per controller, with the files the
@@ -597,18 +597,6 @@ mod tests {
 
     fn resources(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn device_rules_are_formatted_as_the_kernel_reads_them() {
-        let mut rule = LinuxDeviceCgroup::default();
-        assert_eq!(device_rule(&rule), "a *:* rwm");
-        rule.set_allow(true);
-        rule.set_typ(Some(LinuxDeviceType::C));
-        rule.set_major(Some(1));
-        rule.set_minor(Some(3));
-        rule.set_access(Some("rw".into()));
-        assert_eq!(device_rule(&rule), "c 1:3 rw");
     }
 
     #[test]
@@ -659,6 +647,30 @@ mod tests {
         assert_eq!(read_back(tmp.path(), "pids", "pids.max"), "12");
         cg.apply(&resources(r#"{"pids":{"limit":-1}}"#)).unwrap();
         assert_eq!(read_back(tmp.path(), "pids", "pids.max"), "max");
+    }
+
+    #[test]
+    fn hugetlb_limits_cover_reservations_where_the_kernel_has_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cg = fake_cgroup(
+            tmp.path(),
+            &["hugetlb"],
+            &[
+                ("hugetlb", "hugetlb.2MB.limit_in_bytes", ""),
+                ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes", ""),
+            ],
+        );
+        cg.apply(&resources(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+        ))
+        .unwrap();
+        let root = tmp.path();
+        for file in [
+            "hugetlb.2MB.limit_in_bytes",
+            "hugetlb.2MB.rsvd.limit_in_bytes",
+        ] {
+            assert_eq!(read_back(root, "hugetlb", file), "4194304");
+        }
     }
 
     #[test]

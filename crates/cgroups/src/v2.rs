@@ -185,6 +185,23 @@ impl Cgroup {
     }
 }
 
+/// A hugepageLimits entry on cgroup v2: hugetlb.<size>.max, and the
+/// reservation limit hugetlb.<size>.rsvd.max where the kernel has it
+/// (5.7+), as runc writes both.
+pub(crate) fn write_hugetlb_v2(
+    dir: &Path,
+    limit: &oci_spec::runtime::LinuxHugepageLimit,
+) -> Result<()> {
+    let size = convert::page_size(limit.page_size())?;
+    let value = max_or(limit.limit());
+    write(dir, &format!("hugetlb.{size}.max"), &value)?;
+    let rsvd = format!("hugetlb.{size}.rsvd.max");
+    if exists(dir, &rsvd) {
+        write(dir, &rsvd, &value)?;
+    }
+    Ok(())
+}
+
 impl Manager for Cgroup {
     fn placement(&self) -> &Placement {
         &self.placement
@@ -203,7 +220,10 @@ impl Manager for Cgroup {
                 path: dir.to_path_buf(),
                 source: e.into(),
             })?;
-            crate::devices_bpf::attach(std::os::fd::AsFd::as_fd(&fd), rules)?;
+            // The rules in their simplest form: accesses other than r, w
+            // and m dropped, what later rules undo gone (as runc).
+            let rules = crate::device_state::DeviceState::from_rules(rules)?.to_rules();
+            crate::devices_bpf::attach(std::os::fd::AsFd::as_fd(&fd), &rules)?;
         }
         if let Some(memory) = r.memory() {
             self.apply_memory(memory)?;
@@ -218,8 +238,7 @@ impl Manager for Cgroup {
             self.apply_io(io)?;
         }
         for limit in r.hugepage_limits().iter().flatten() {
-            let file = format!("hugetlb.{}.max", convert::page_size(limit.page_size())?);
-            write(dir, &file, &max_or(limit.limit()))?;
+            write_hugetlb_v2(dir, limit)?;
         }
         if r.network().is_some() {
             tracing::warn!("linux.resources.network: cgroup v2 has no net_cls/net_prio; ignored");
@@ -418,10 +437,23 @@ mod tests {
         assert_eq!(get(&cg, "memory.max"), "1048576");
         assert_eq!(get(&cg, "memory.swap.max"), "2097152");
         assert_eq!(get(&cg, "memory.low"), "1024");
-        assert_eq!(get(&cg, "cpu.weight"), "39");
+        assert_eq!(get(&cg, "cpu.weight"), "100");
         assert_eq!(get(&cg, "cpu.max"), "20000 100000");
         assert_eq!(get(&cg, "io.weight"), "default 4950");
         assert_eq!(get(&cg, "pids.max"), "max");
+    }
+
+    #[test]
+    fn hugetlb_limits_cover_reservations_where_the_kernel_has_them() {
+        let (_tmp, cg) = fake(&["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max", "hugetlb.1GB.max"]);
+        cg.apply(&resources(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304},{"pageSize":"1GB","limit":-1}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(get(&cg, "hugetlb.2MB.max"), "4194304");
+        assert_eq!(get(&cg, "hugetlb.2MB.rsvd.max"), "4194304");
+        assert_eq!(get(&cg, "hugetlb.1GB.max"), "max");
+        assert!(!cg.dir().join("hugetlb.1GB.rsvd.max").exists());
     }
 
     #[test]

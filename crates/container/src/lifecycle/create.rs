@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use berth_cgroups::{CgroupsPath, Host, Manager, Placement};
-use oci_spec::runtime::{Hooks, Linux, LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{Hooks, Linux, LinuxResources};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::foreground::ConsoleSocket;
@@ -455,27 +455,16 @@ fn record(
     })
 }
 
-/// The device rules berth writes: the spec's, then an allow rule for each
-/// linux.devices node and for the default devices (as runc does).
+/// The device rules berth writes: the spec's resources.devices, then the
+/// default ones (as runc). A linux.devices node gets no rule of its own:
+/// runc allows only what resources.devices allows, and CDI adds its rules
+/// there.
 fn effective_resources(linux: &Linux) -> LinuxResources {
     let mut resources = linux.resources().clone().unwrap_or_default();
     let mut rules = resources.devices().clone().unwrap_or_default();
-    // A rule the spec gives for a device's numbers (CDI's permissions, say)
-    // stands; other created devices are allowed in full.
-    let spelled_out = |r: &LinuxDeviceCgroup| {
-        rules.iter().any(|given| {
-            given.typ() == r.typ() && given.major() == r.major() && given.minor() == r.minor()
-        })
-    };
-    let implied: Vec<LinuxDeviceCgroup> = linux
-        .devices()
-        .iter()
-        .flatten()
-        .filter_map(devices::cgroup_rule_for)
-        .filter(|r| !spelled_out(r))
-        .collect();
-    rules.extend(implied);
-    rules.extend(devices::default_cgroup_rules());
+    rules.extend(devices::default_cgroup_rules(
+        linux.devices().as_deref().unwrap_or_default(),
+    ));
     resources.set_devices(Some(rules));
     resources
 }

@@ -1,10 +1,11 @@
 //! Setting up the container's process: capabilities, user and groups,
-//! rlimits, scheduling, oom score and LSM labels, seccomp, file
+//! rlimits, scheduling, NUMA memory policy, oom score and LSM labels, seccomp, file
 //! descriptors and the final execve.
 
 pub mod caps;
 pub mod exec;
 pub mod fds;
+pub mod mempolicy;
 pub mod procfs;
 pub mod rlimits;
 pub mod sched;

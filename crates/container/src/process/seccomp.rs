@@ -226,6 +226,7 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<Filter> {
             }
         }
     }
+    add_enosys_for_newer_syscalls(&mut ctx, seccomp, default)?;
     if notify && seccomp.listener_path().is_none() {
         return Err(Error::spec(
             "linux.seccomp.listenerPath",
@@ -237,6 +238,68 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<Filter> {
         flags,
         notify,
     })
+}
+
+/// Syscall numbers of the native architecture scanned for syscalls newer
+/// than a profile: above every table libseccomp has (x86_64 reaches the
+/// 460s) and below x32's numbering.
+const SYSCALL_SCAN_END: i32 = 1024;
+
+/// A syscall newer than every one the profile names gets ENOSYS instead of
+/// the default action, as runc's "enosys stub" gives it: a program that
+/// tries a new syscall and falls back on ENOSYS (glibc with clone3, say)
+/// would otherwise see the default's EPERM and fail, where the kernel or a
+/// profile written before the syscall existed meant "not there". Not when
+/// the default action lets syscalls through (SCMP_ACT_ALLOW, LOG, TRACE:
+/// a tracer handles new syscalls itself) or already is ENOSYS.
+///
+/// runc patches the compiled program with a range check; berth asks
+/// libseccomp for explicit rules instead, which is simpler and as sound for
+/// every syscall libseccomp knows: each syscall of the native architecture
+/// numbered above the profile's highest (by native numbers) gets an
+/// ENOSYS rule by name, which libseccomp puts in every architecture of the
+/// filter (new syscalls get one number on all architectures since Linux
+/// 5.1). Syscalls newer than libseccomp itself still get the default action.
+fn add_enosys_for_newer_syscalls(
+    ctx: &mut ScmpFilterContext,
+    seccomp: &LinuxSeccomp,
+    default: ScmpAction,
+) -> Result<()> {
+    let enosys = ScmpAction::Errno(libc::ENOSYS);
+    if matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Trace(_)
+    ) || default == enosys
+    {
+        return Ok(());
+    }
+    let native = ScmpArch::native();
+    let newest = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|rule| rule.names())
+        .filter_map(|name| ScmpSyscall::from_name_by_arch(name, native).ok())
+        .map(|s| s.as_raw_syscall())
+        .max()
+        .unwrap_or(0);
+    // As runc: a profile that names no syscall above 0 gets no stub.
+    if newest <= 0 {
+        return Ok(());
+    }
+    for number in newest + 1..SYSCALL_SCAN_END {
+        let syscall = ScmpSyscall::from_raw_syscall(number);
+        if syscall.get_name_by_arch(native).is_err() {
+            continue;
+        }
+        ctx.add_rule(enosys, syscall).map_err(|e| {
+            seccomp_error(
+                "linux.seccomp",
+                format!("ENOSYS for syscall {number}, newer than the profile: {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The BPF program libseccomp compiled, as an array of sock_filter.
@@ -314,6 +377,62 @@ mod tests {
         let filter = build(&p).unwrap();
         assert_eq!(filter.flags, FLAG_LOG | FLAG_WAIT_KILLABLE_RECV);
         assert!(!filter.program.is_empty());
+    }
+
+    /// What syscall `number` returns (0 or an errno) in a child that
+    /// loaded `filter`.
+    fn errno_under(filter: &Filter, number: libc::c_long) -> i32 {
+        // SAFETY: the child only makes syscalls and leaves with _exit.
+        match unsafe { libc::fork() } {
+            0 => {
+                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+                if filter.load().is_err() {
+                    unsafe { libc::_exit(255) };
+                }
+                let ret = unsafe { libc::syscall(number, -1, 0, 0, 0, 0) };
+                let code = if ret < 0 {
+                    std::io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(254)
+                } else {
+                    0
+                };
+                unsafe { libc::_exit(code) }
+            }
+            pid => {
+                let mut status = 0;
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                assert!(libc::WIFEXITED(status), "status {status:#x}");
+                libc::WEXITSTATUS(status)
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys() {
+        // close_range is 436 on x86_64: clone3 (435) is older and gets the
+        // default, faccessat2 (439) newer and gets ENOSYS.
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO",
+                "syscalls":[{"names":["exit","exit_group","close_range"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let filter = build(&p).unwrap();
+        assert_eq!(errno_under(&filter, libc::SYS_clone3), libc::EPERM);
+        assert_eq!(errno_under(&filter, libc::SYS_faccessat2), libc::ENOSYS);
+        // Allowed, it runs: close_range(-1, 0, 0) is EINVAL.
+        assert_eq!(errno_under(&filter, libc::SYS_close_range), libc::EINVAL);
+        // An ENOSYS default, or one that lets syscalls through, needs no
+        // stub.
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_LOG",
+                "syscalls":[{"names":["close_range"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        // faccessat2(-1, NULL, ...) runs and faults on its path.
+        assert_eq!(
+            errno_under(&build(&p).unwrap(), libc::SYS_faccessat2),
+            libc::EFAULT
+        );
     }
 
     #[test]

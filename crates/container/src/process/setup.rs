@@ -8,7 +8,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{Linux, LinuxCapabilities, Process};
 
-use super::{caps, exec, fds, rlimits, sched, seccomp, terminal, user};
+use super::{caps, exec, fds, mempolicy, rlimits, sched, seccomp, terminal, user};
 use crate::{Context, Error, Result};
 
 /// What the setup needs besides the spec's process.
@@ -134,6 +134,9 @@ pub fn prepare<'a>(
     }
     if let Some(p) = ctx.linux.personality() {
         sched::set_personality(p)?;
+    }
+    if let Some(p) = ctx.linux.memory_policy() {
+        mempolicy::MemoryPolicy::from_spec(p)?.apply()?;
     }
     if let Some(s) = process.scheduler() {
         sched::set_scheduler(s)?;

@@ -21,10 +21,14 @@ const DEFAULT_NODES: &[(&str, u32, u32)] = &[
     ("tty", 5, 0),
 ];
 
-/// The device cgroup rules added after the spec's own, as runc does, so that
-/// a spec that denies everything (as podman's does) still has working
-/// default devices, ptys and a console.
-pub fn default_cgroup_rules() -> Vec<LinuxDeviceCgroup> {
+/// The device cgroup rules added after the spec's own, as runc adds them,
+/// so that a spec that denies everything (as podman's does) still has
+/// working default devices, ptys and /dev/net/tun: mknod of any node, the
+/// default nodes but those `devices` (linux.devices) puts at the same path
+/// (its node replaces the default one, and only resources.devices allows
+/// it), /dev/pts/*, /dev/ptmx, and /dev/net/tun (which runc still allows
+/// for engines that cannot add a rule). /dev/console is a bound pty slave.
+pub fn default_cgroup_rules(devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
     let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();
         r.set_allow(true);
@@ -38,7 +42,11 @@ pub fn default_cgroup_rules() -> Vec<LinuxDeviceCgroup> {
         rule(LinuxDeviceType::C, None, None, "m"),
         rule(LinuxDeviceType::B, None, None, "m"),
     ];
-    for (_, major, minor) in DEFAULT_NODES {
+    for (name, major, minor) in DEFAULT_NODES {
+        let path = Path::new("/dev").join(name);
+        if devices.iter().any(|d| *d.path() == path) {
+            continue;
+        }
         rules.push(rule(
             LinuxDeviceType::C,
             Some(i64::from(*major)),
@@ -48,12 +56,12 @@ pub fn default_cgroup_rules() -> Vec<LinuxDeviceCgroup> {
     }
     rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm")); // /dev/pts/*
     rules.push(rule(LinuxDeviceType::C, Some(5), Some(2), "rwm")); // /dev/ptmx
-    rules.push(rule(LinuxDeviceType::C, Some(5), Some(1), "rwm")); // /dev/console
+    rules.push(rule(LinuxDeviceType::C, Some(10), Some(200), "rwm")); // /dev/net/tun
     rules
 }
 
-/// The allow rule for a linux.devices node, so that what the spec creates
-/// can be used.
+/// The allow rule for a device node (CDI adds one for each node it
+/// injects, as the CDI reference implementation does).
 pub fn cgroup_rule_for(device: &LinuxDevice) -> Option<LinuxDeviceCgroup> {
     let typ = match device.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => LinuxDeviceType::C,

@@ -16,7 +16,17 @@ pub enum DefaultSpec {
 
 /// Builds the default spec: `sh` with a terminal in a busybox-like rootfs,
 /// the usual pseudo-filesystems, masked /proc files and three capabilities.
+/// A cgroup namespace only on a cgroup v2 host, as runc: on v1 it would
+/// hide the container's own cgroup paths behind the host's mounts.
 pub fn default_spec(kind: DefaultSpec) -> Spec {
+    let cgroup2 = matches!(
+        berth_cgroups::Host::detect(),
+        Ok(berth_cgroups::Host::Unified { .. })
+    );
+    default_spec_for(kind, cgroup2)
+}
+
+fn default_spec_for(kind: DefaultSpec, cgroup2: bool) -> Spec {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut spec = json!({
         "ociVersion": "1.2.0",
@@ -54,7 +64,7 @@ pub fn default_spec(kind: DefaultSpec) -> Spec {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+                {"type": "uts"}, {"type": "mount"}
             ],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
@@ -71,7 +81,7 @@ pub fn default_spec(kind: DefaultSpec) -> Spec {
         linux["resources"] = json!(null);
         linux["namespaces"] = json!([
             {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-            {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}
+            {"type": "mount"}, {"type": "user"}
         ]);
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
@@ -93,6 +103,12 @@ pub fn default_spec(kind: DefaultSpec) -> Spec {
             }
         }
     }
+    if cgroup2 {
+        let namespaces = spec["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces is an array");
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     serde_json::from_value(spec).expect("the default spec is a valid Spec")
 }
 
@@ -106,6 +122,22 @@ mod tests {
         let spec = default_spec(DefaultSpec::Root);
         assert_eq!(spec.hostname().as_deref(), Some("berth"));
         assert_eq!(spec.mounts().as_ref().unwrap().len(), 7);
+    }
+
+    fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+        let linux = spec.linux().as_ref().unwrap();
+        let namespaces = linux.namespaces().as_ref().unwrap();
+        namespaces.iter().map(|n| n.typ()).collect()
+    }
+
+    #[test]
+    fn a_cgroup_namespace_only_on_cgroup_v2() {
+        for kind in [DefaultSpec::Root, DefaultSpec::Rootless { uid: 1, gid: 1 }] {
+            let v2 = namespace_types(&default_spec_for(kind, true));
+            assert!(v2.contains(&LinuxNamespaceType::Cgroup), "{kind:?}");
+            let v1 = namespace_types(&default_spec_for(kind, false));
+            assert!(!v1.contains(&LinuxNamespaceType::Cgroup), "{kind:?}");
+        }
     }
 
     #[test]

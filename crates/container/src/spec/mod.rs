@@ -53,7 +53,19 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
         } else {
             format!("config.json: {path}")
         };
-        Error::spec(field, e.into_inner().to_string())
+        let mut message = e.into_inner().to_string();
+        // In runc's words, which tools and tests look for.
+        if let Some(rest) = path.strip_prefix("linux.memoryPolicy") {
+            let what = if rest.starts_with(".flags") {
+                "memory policy flag"
+            } else if rest.starts_with(".nodes") {
+                "memory policy nodes"
+            } else {
+                "memory policy mode"
+            };
+            message = format!("invalid {what}: {message}");
+        }
+        Error::spec(field, message)
     })
 }
 
@@ -72,6 +84,24 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bad_memory_policy_is_invalid_in_runc_words() {
+        let base = r#"{"ociVersion":"1.0.0","linux":{"memoryPolicy":"#;
+        for (policy, want) in [
+            ("{}", "invalid memory policy mode"),
+            (r#"{"mode":"INTERLEAVE"}"#, "invalid memory policy mode"),
+            (
+                r#"{"mode":"MPOL_BIND","nodes":"0","flags":["badflag"]}"#,
+                "invalid memory policy flag",
+            ),
+        ] {
+            let err = parse(format!("{base}{policy}}}}}").as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{policy}: {err}");
+        }
     }
 
     #[test]

@@ -290,11 +290,8 @@ fn validate_linux(linux: &Linux, namespaces: &HashSet<LinuxNamespaceType>) -> Re
             "Intel RDT is not supported by berth",
         ));
     }
-    if linux.memory_policy().is_some() {
-        return Err(Error::spec(
-            "linux.memoryPolicy",
-            "memory policies are not supported by berth yet",
-        ));
+    if let Some(policy) = linux.memory_policy() {
+        crate::process::mempolicy::MemoryPolicy::from_spec(policy)?;
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(Error::spec(
