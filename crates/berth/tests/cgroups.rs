@@ -437,6 +437,7 @@ fn run_in_cgroup2_view(bundle: &Bundle) -> Ran {
 #[test]
 fn on_cgroup_v2_the_device_rules_are_an_ebpf_program() {
     let mut bundle = Bundle::new();
+    bundle.cgroup_namespace();
     let node = bundle.rootfs().join("tty0");
     let path = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
     // SAFETY: mknod with a valid path.

@@ -29,7 +29,9 @@ fn exec_prints_and_exits_with_the_programs_status() {
 fn exec_lands_in_the_containers_namespaces_and_cgroup() {
     let berth = Berth::new();
     let mut bundle = Bundle::new();
-    bundle.add_namespace(json!({"type": "time"}));
+    bundle
+        .cgroup_namespace()
+        .add_namespace(json!({"type": "time"}));
     let c = sleeping(&berth, &mut bundle);
     let init = berth.state(&c.id)["pid"].as_i64().unwrap();
     let script = "for ns in pid mnt net ipc uts cgroup time; do readlink /proc/self/ns/$ns; done; cat /proc/self/cgroup; echo $$";

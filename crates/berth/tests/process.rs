@@ -38,7 +38,9 @@ fn the_process_is_pid_1_with_the_spec_hostname_and_domainname() {
 #[test]
 fn every_namespace_of_the_spec_is_new() {
     let mut bundle = Bundle::new();
-    bundle.add_namespace(json!({"type": "time"}));
+    bundle
+        .cgroup_namespace()
+        .add_namespace(json!({"type": "time"}));
     bundle.sh("for ns in pid net ipc uts mnt cgroup time; do readlink /proc/self/ns/$ns; done");
     let out = run_ok(&bundle);
     for (ns, inside) in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "time"]
@@ -65,7 +67,7 @@ fn the_network_namespace_has_only_loopback() {
 #[test]
 fn the_cgroup_namespace_makes_the_container_cgroup_the_root() {
     let mut bundle = Bundle::new();
-    bundle.sh("cat /proc/self/cgroup");
+    bundle.cgroup_namespace().sh("cat /proc/self/cgroup");
     let out = run_ok(&bundle);
     for line in out.lines() {
         assert!(line.ends_with(":/"), "{line}");

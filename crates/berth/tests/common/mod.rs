@@ -134,13 +134,19 @@ impl Bundle {
     }
 
     /// Adds `namespace` to linux.namespaces.
+    /// Adds `namespace`, or replaces the entry of its type.
     pub fn add_namespace(&mut self, namespace: Value) -> &mut Bundle {
         self.edit(|c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(namespace)
+            let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+            namespaces.retain(|n| n["type"] != namespace["type"]);
+            namespaces.push(namespace)
         })
+    }
+
+    /// A cgroup namespace, which `berth spec` (as `runc spec`) lists on
+    /// cgroup v2 hosts only.
+    pub fn cgroup_namespace(&mut self) -> &mut Bundle {
+        self.add_namespace(json!({"type": "cgroup"}))
     }
 
     /// A new user namespace whose 65536 ids map to the host's from

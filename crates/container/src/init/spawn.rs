@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use berth_cgroups::Manager;
 use oci_spec::runtime::{Linux, LinuxResources};
 
-use super::channel::{Channel, ToChild};
+use super::channel::{Channel, FromChild, ToChild};
 use super::child::{self, Outcome, Requests};
 use super::enter::ParentNamespaces;
 use super::InitConfig;
@@ -142,17 +142,39 @@ fn converse(
     // Before the init can fork, so that what it forks inherits the reset.
     crate::process::sched::reset_affinity(init.pid());
     chan.send(&ToChild::Go)?;
-    if let Some(manager) = join.filter(|_| !join_now) {
-        add_init(manager)?;
-    }
-    if let Some(c) = cgroup {
-        c.manager.apply(c.resources).ctx(|| "linux.resources")?;
-    }
-    chan.send(&ToChild::CgroupReady)?;
+    // From here the init works too, and may fail first: its reason, when
+    // it sent one, says more than the broken channel or the ESRCH it left.
+    let late = || -> Result<()> {
+        if let Some(manager) = join.filter(|_| !join_now) {
+            add_init(manager)?;
+        }
+        if let Some(c) = cgroup {
+            c.manager.apply(c.resources).ctx(|| "linux.resources")?;
+        }
+        chan.send(&ToChild::CgroupReady)
+    };
+    late().map_err(|e| failure_sent(chan).unwrap_or(e))?;
     match child::serve(chan, init, requests)? {
         Outcome::Ready => Ok(()),
         Outcome::Closed => Err(Error::Message(
             "the container's init exited during setup".into(),
         )),
+    }
+}
+
+/// The error the init reported before it went, if one is waiting.
+fn failure_sent(chan: &Channel) -> Option<Error> {
+    let mut poll = [rustix::event::PollFd::from_borrowed_fd(
+        chan.as_fd(),
+        rustix::event::PollFlags::IN,
+    )];
+    let readable = rustix::event::poll(&mut poll, Some(&rustix::event::Timespec::default()))
+        .is_ok_and(|n| n > 0);
+    if !readable {
+        return None;
+    }
+    match chan.recv::<FromChild>() {
+        Ok(Some(FromChild::Failed(e))) => Some(e),
+        _ => None,
     }
 }
