@@ -16,6 +16,7 @@ pub mod mountinfo;
 mod path;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -143,6 +144,10 @@ pub enum Placement {
     V2 {
         dir: PathBuf,
         created: Vec<PathBuf>,
+        /// The systemd unit the cgroup belongs to, under the systemd driver
+        /// (absent in the state of a cgroupfs container).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemd: Option<systemd::SystemdUnit>,
     },
 }
 
@@ -235,9 +240,32 @@ pub fn create(host: &Host, path: &CgroupsPath) -> Result<Box<dyn Manager>> {
     }
 }
 
-/// Opens the cgroup an earlier `create` made.
+/// Prepares the systemd driver's cgroup: a transient unit that starts when
+/// the init is added (`add_process`). Only pure cgroup v2 hosts are
+/// supported.
+pub fn create_systemd(host: &Host, opts: &systemd::Options) -> Result<Box<dyn Manager>> {
+    match host {
+        Host::Unified { mount_point } => Ok(Box::new(systemd::Cgroup::create(mount_point, opts)?)),
+        Host::Legacy { .. } => Err(Error::Unsupported {
+            field: "--systemd-cgroup".into(),
+            message: format!(
+                "the systemd cgroup driver needs a pure cgroup v2 host; this one is {}",
+                host.describe()
+            ),
+        }),
+    }
+}
+
+/// Opens the cgroup an earlier `create` or `create_systemd` made.
 pub fn open(placement: Placement) -> Box<dyn Manager> {
     match placement {
+        Placement::V2 {
+            systemd: Some(ref unit),
+            ..
+        } => {
+            let unit = unit.clone();
+            Box::new(systemd::Cgroup::open(placement, unit))
+        }
         Placement::V2 { .. } => Box::new(v2::Cgroup::open(placement)),
         Placement::V1 { .. } => Box::new(v1::Cgroup::open(placement)),
     }
