@@ -253,7 +253,10 @@ impl Cgroup {
                 Value::Str(format!("berth container {}", self.unit.unit)),
             ),
             ("DefaultDependencies".into(), Value::Bool(false)),
-            ("PIDs".into(), Value::Array(Type::U32, vec![Value::U32(pid as u32)])),
+            (
+                "PIDs".into(),
+                Value::Array(Type::U32, vec![Value::U32(pid as u32)]),
+            ),
             ("MemoryAccounting".into(), Value::Bool(true)),
             ("CPUAccounting".into(), Value::Bool(true)),
             ("IOAccounting".into(), Value::Bool(true)),
@@ -268,7 +271,12 @@ impl Cgroup {
         for r in &unstarted.resources {
             props.extend(properties::from_resources(r, &mut || self.version())?);
         }
-        if let Some(r) = unstarted.resources.iter().rev().find_map(|r| r.unified().as_ref()) {
+        if let Some(r) = unstarted
+            .resources
+            .iter()
+            .rev()
+            .find_map(|r| r.unified().as_ref())
+        {
             if let Some(v) = r.get("memory.oom.group") {
                 let policy = match v.trim() {
                     "1" => "kill",
@@ -316,9 +324,7 @@ impl Cgroup {
             }
             JobResult::TimedOut => {
                 self.reset_failed();
-                Err(self.unit_error(format!(
-                    "systemd did not start it within {JOB_TIMEOUT:?}"
-                )))
+                Err(self.unit_error(format!("systemd did not start it within {JOB_TIMEOUT:?}")))
             }
         }
     }
@@ -345,7 +351,9 @@ fn property_array(props: Vec<Property>) -> Value {
         Type::Struct(vec![Type::Str, Type::Variant]),
         props
             .into_iter()
-            .map(|(name, value)| Value::Struct(vec![Value::Str(name), Value::Variant(Box::new(value))]))
+            .map(|(name, value)| {
+                Value::Struct(vec![Value::Str(name), Value::Variant(Box::new(value))])
+            })
             .collect(),
     )
 }
@@ -360,7 +368,11 @@ enum JobResult {
 impl Connection {
     /// Calls a systemd Manager method that queues a job (its reply is the
     /// job's path) and waits for the job's JobRemoved signal.
-    fn call_with_job(&mut self, method: &str, args: &[Value]) -> std::result::Result<JobResult, BusError> {
+    fn call_with_job(
+        &mut self,
+        method: &str,
+        args: &[Value],
+    ) -> std::result::Result<JobResult, BusError> {
         // Subscribing first, pipelined with the call, costs no round trip.
         let rule = format!(
             "type='signal',sender='{SYSTEMD}',path='{SYSTEMD_PATH}',interface='{SYSTEMD_MANAGER}',member='JobRemoved'"
@@ -466,9 +478,9 @@ impl Manager for Cgroup {
                     tracing::warn!("stop {}: job result {result:?}", self.unit.unit)
                 }
                 Ok(JobResult::TimedOut) => {
-                    return Err(self.unit_error(format!(
-                        "systemd did not stop it within {JOB_TIMEOUT:?}"
-                    )))
+                    return Err(
+                        self.unit_error(format!("systemd did not stop it within {JOB_TIMEOUT:?}"))
+                    )
                 }
                 Err(Error::Systemd { message, .. })
                     if message.starts_with("org.freedesktop.systemd1.NoSuchUnit") => {}

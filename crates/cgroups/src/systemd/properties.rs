@@ -60,7 +60,11 @@ pub fn quota_per_sec(quota: i64, period: u64) -> u64 {
     if quota <= 0 {
         return INFINITY;
     }
-    let period = if period == 0 { DEFAULT_PERIOD_US } else { period };
+    let period = if period == 0 {
+        DEFAULT_PERIOD_US
+    } else {
+        period
+    };
     let per_sec = (quota as u64).saturating_mul(1_000_000) / period;
     per_sec.div_ceil(10_000) * 10_000
 }
@@ -175,7 +179,10 @@ pub fn from_resources(
             .flatten()
             .filter_map(|d| {
                 let w = d.weight().filter(|w| *w != 0)?;
-                Some((dev_path(d.major(), d.minor()), convert::blkio_weight_to_io_weight(w)))
+                Some((
+                    dev_path(d.major(), d.minor()),
+                    convert::blkio_weight_to_io_weight(w),
+                ))
             })
             .collect();
         if !weights.is_empty() {
@@ -369,7 +376,10 @@ pub fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<Property> {
             (_, false, false) => vec![format!("/dev/{group}/{major}:{minor}")],
         };
         for p in path {
-            list.push(Value::Struct(vec![Value::Str(p), Value::Str(access.clone())]));
+            list.push(Value::Struct(vec![
+                Value::Str(p),
+                Value::Str(access.clone()),
+            ]));
         }
     }
     // An empty DeviceAllow first: on a running unit, a list is added to
@@ -386,7 +396,10 @@ pub fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<Property> {
 /// `...Sec` name takes seconds and becomes `...USec` in microseconds.
 pub fn from_annotations(annotations: &HashMap<String, String>) -> Result<Vec<Property>> {
     const PREFIX: &str = "org.systemd.property.";
-    let mut keys: Vec<&String> = annotations.keys().filter(|k| k.starts_with(PREFIX)).collect();
+    let mut keys: Vec<&String> = annotations
+        .keys()
+        .filter(|k| k.starts_with(PREFIX))
+        .collect();
     keys.sort();
     let mut props = Vec::new();
     for key in keys {
@@ -395,7 +408,9 @@ pub fn from_annotations(annotations: &HashMap<String, String>) -> Result<Vec<Pro
         if name.len() < 3 || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(Error::Invalid {
                 field,
-                message: format!("{name:?} is not a systemd property name (ASCII letters only, 3 at least)"),
+                message: format!(
+                    "{name:?} is not a systemd property name (ASCII letters only, 3 at least)"
+                ),
             });
         }
         let text = &annotations[key];
@@ -481,7 +496,11 @@ impl GvParser<'_> {
             Some(b'@') => {
                 self.pos += 1;
                 let start = self.pos;
-                while self.s.get(self.pos).is_some_and(|c| !c.is_ascii_whitespace()) {
+                while self
+                    .s
+                    .get(self.pos)
+                    .is_some_and(|c| !c.is_ascii_whitespace())
+                {
                     self.pos += 1;
                 }
                 let sig = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
@@ -519,7 +538,9 @@ impl GvParser<'_> {
                         }
                         self.pos += 1;
                     }
-                    let ty = element.clone().or_else(|| items.first().map(Value::type_of));
+                    let ty = element
+                        .clone()
+                        .or_else(|| items.first().map(Value::type_of));
                     items.push(self.value(ty.as_ref())?);
                 }
                 let element = element
@@ -586,7 +607,9 @@ impl GvParser<'_> {
 }
 
 fn number(word: &str, want: Option<&Type>) -> std::result::Result<Value, String> {
-    let bad = || format!("{word:?} is not a value this parser knows (number, 'string', true/false, [array])");
+    let bad = || {
+        format!("{word:?} is not a value this parser knows (number, 'string', true/false, [array])")
+    };
     let int = || word.parse::<i128>().map_err(|_| bad());
     let range = |ty: &str| format!("{word} is out of range for {ty}");
     Ok(match want {
@@ -644,7 +667,10 @@ mod tests {
         assert_eq!(cpuset_bits("0-3,9", "f").unwrap(), [0x0f, 0x02]);
         assert_eq!(cpuset_bits("1,3-4", "f").unwrap(), [0b11010]);
         let err = cpuset_bits("1-x", "linux.resources.cpu.cpus").unwrap_err();
-        assert!(err.to_string().starts_with("linux.resources.cpu.cpus:"), "{err}");
+        assert!(
+            err.to_string().starts_with("linux.resources.cpu.cpus:"),
+            "{err}"
+        );
         assert!(cpuset_bits("3-1", "f").is_err());
     }
 
@@ -674,7 +700,8 @@ mod tests {
 
     #[test]
     fn unlimited_and_unset() {
-        let p = props(r#"{"memory":{"limit":-1},"pids":{"limit":-1},"cpu":{"shares":0,"quota":-1}}"#);
+        let p =
+            props(r#"{"memory":{"limit":-1},"pids":{"limit":-1},"cpu":{"shares":0,"quota":-1}}"#);
         assert_eq!(get(&p, "MemoryMax"), Some(&Value::U64(u64::MAX)));
         assert_eq!(get(&p, "MemorySwapMax"), Some(&Value::U64(u64::MAX)));
         assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(u64::MAX)));
@@ -697,14 +724,23 @@ mod tests {
 
     #[test]
     fn unified_keys_systemd_knows() {
-        let p = props(r#"{"unified":{"memory.high":"max","cpu.max":"25000 50000","pids.max":"9","io.max":"x"}}"#);
+        let p = props(
+            r#"{"unified":{"memory.high":"max","cpu.max":"25000 50000","pids.max":"9","io.max":"x"}}"#,
+        );
         assert_eq!(get(&p, "MemoryHigh"), Some(&Value::U64(u64::MAX)));
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(500_000)));
         assert_eq!(get(&p, "CPUQuotaPeriodUSec"), Some(&Value::U64(50_000)));
         assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(9)));
-        let err = from_resources(&resources(r#"{"unified":{"memory.max":"lots"}}"#), &mut || 252)
-            .unwrap_err();
-        assert!(err.to_string().starts_with("linux.resources.unified[\"memory.max\"]"), "{err}");
+        let err = from_resources(
+            &resources(r#"{"unified":{"memory.max":"lots"}}"#),
+            &mut || 252,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("linux.resources.unified[\"memory.max\"]"),
+            "{err}"
+        );
     }
 
     fn allow_list(p: &[Property]) -> Vec<(String, String)> {
@@ -761,10 +797,16 @@ mod tests {
         .collect();
         let p = from_annotations(&a).unwrap();
         assert_eq!(get(&p, "TimeoutStopUSec"), Some(&Value::U64(123_456_789)));
-        assert_eq!(get(&p, "CollectMode"), Some(&Value::Str("inactive-or-failed".into())));
+        assert_eq!(
+            get(&p, "CollectMode"),
+            Some(&Value::Str("inactive-or-failed".into()))
+        );
         assert_eq!(get(&p, "RuntimeMaxUSec"), Some(&Value::U64(3_000_000)));
         assert_eq!(get(&p, "CPUAccounting"), Some(&Value::Bool(false)));
-        assert_eq!(get(&p, "Environment"), Some(&Value::strings(&["A=1", "B=2"])));
+        assert_eq!(
+            get(&p, "Environment"),
+            Some(&Value::strings(&["A=1", "B=2"]))
+        );
         assert_eq!(get(&p, "Wants"), Some(&Value::strings::<&str>(&[])));
         assert_eq!(p.len(), 6);
     }
@@ -782,7 +824,10 @@ mod tests {
         ] {
             let a = HashMap::from([(k.to_string(), v.to_string())]);
             let err = from_annotations(&a).expect_err(v);
-            assert!(err.to_string().starts_with(&format!("annotations[{k:?}]")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("annotations[{k:?}]")),
+                "{err}"
+            );
         }
     }
 }

@@ -92,14 +92,18 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf> {
         return Err(bad("has an empty name"));
     }
     if slice.contains('/') {
-        return Err(bad("contains \"/\" (a sub-slice is written with \"-\": a-b.slice)"));
+        return Err(bad(
+            "contains \"/\" (a sub-slice is written with \"-\": a-b.slice)",
+        ));
     }
     check_unit_name(slice)?;
     let mut path = PathBuf::new();
     let mut prefix = String::new();
     for component in stem.split('-') {
         if component.is_empty() {
-            return Err(bad("has an empty component (leading, trailing or double \"-\")"));
+            return Err(bad(
+                "has an empty component (leading, trailing or double \"-\")",
+            ));
         }
         prefix.push_str(component);
         path.push(format!("{prefix}.slice"));
@@ -111,9 +115,12 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf> {
 /// systemd's unit name alphabet and length, checked here so that a bad
 /// name fails before any bus traffic, naming the spec field.
 fn check_unit_name(unit: &str) -> Result<()> {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '\\' | '@');
+    let valid_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '\\' | '@');
     if unit.len() > 255 {
-        return Err(invalid(format!("unit name {unit:?} is longer than 255 bytes")));
+        return Err(invalid(format!(
+            "unit name {unit:?} is longer than 255 bytes"
+        )));
     }
     if let Some(c) = unit.chars().find(|c| !valid_char(*c)) {
         return Err(invalid(format!(
@@ -135,9 +142,15 @@ mod tests {
     fn engines_paths() {
         let docker = parse("system.slice:docker:abc").unwrap();
         assert_eq!(docker.unit, "docker-abc.scope");
-        assert_eq!(docker.cgroup().unwrap(), PathBuf::from("system.slice/docker-abc.scope"));
+        assert_eq!(
+            docker.cgroup().unwrap(),
+            PathBuf::from("system.slice/docker-abc.scope")
+        );
         let podman = parse("machine.slice:libpod:abc").unwrap();
-        assert_eq!(podman.cgroup().unwrap(), PathBuf::from("machine.slice/libpod-abc.scope"));
+        assert_eq!(
+            podman.cgroup().unwrap(),
+            PathBuf::from("machine.slice/libpod-abc.scope")
+        );
         let kube = parse("kubepods-besteffort-pod1.slice:cri-containerd:abc").unwrap();
         assert_eq!(
             kube.cgroup().unwrap(),
@@ -148,12 +161,21 @@ mod tests {
     #[test]
     fn defaults() {
         let p = UnitPath::parse(None, "c1", false).unwrap();
-        assert_eq!((p.slice.as_str(), p.unit.as_str()), ("system.slice", "berth-c1.scope"));
+        assert_eq!(
+            (p.slice.as_str(), p.unit.as_str()),
+            ("system.slice", "berth-c1.scope")
+        );
         let p = UnitPath::parse(Some(""), "c1", true).unwrap();
         assert_eq!(p.slice, "user.slice");
         let p = parse("::x").unwrap();
-        assert_eq!((p.slice.as_str(), p.unit.as_str()), ("system.slice", "x.scope"));
-        assert_eq!(UnitPath::parse(Some(":p:x"), "c", true).unwrap().slice, "user.slice");
+        assert_eq!(
+            (p.slice.as_str(), p.unit.as_str()),
+            ("system.slice", "x.scope")
+        );
+        assert_eq!(
+            UnitPath::parse(Some(":p:x"), "c", true).unwrap().slice,
+            "user.slice"
+        );
     }
 
     #[test]
@@ -189,7 +211,10 @@ mod tests {
             "system.slice:p:x-.slice",
         ] {
             let err = parse(bad).expect_err(bad);
-            assert!(err.to_string().starts_with("linux.cgroupsPath: "), "{bad}: {err}");
+            assert!(
+                err.to_string().starts_with("linux.cgroupsPath: "),
+                "{bad}: {err}"
+            );
         }
     }
 }

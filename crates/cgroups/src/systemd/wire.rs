@@ -134,11 +134,7 @@ impl Type {
             | Type::Path
             | Type::UnixFd
             | Type::Array(_) => 4,
-            Type::I64
-            | Type::U64
-            | Type::Double
-            | Type::Struct(_)
-            | Type::DictEntry(..) => 8,
+            Type::I64 | Type::U64 | Type::Double | Type::Struct(_) | Type::DictEntry(..) => 8,
         }
     }
 
@@ -190,7 +186,10 @@ impl Value {
     pub fn strings<S: AsRef<str>>(items: &[S]) -> Value {
         Value::Array(
             Type::Str,
-            items.iter().map(|s| Value::Str(s.as_ref().into())).collect(),
+            items
+                .iter()
+                .map(|s| Value::Str(s.as_ref().into()))
+                .collect(),
         )
     }
 
@@ -250,7 +249,7 @@ pub struct Writer {
 
 impl Writer {
     fn pad(&mut self, alignment: usize) {
-        while self.buf.len() % alignment != 0 {
+        while !self.buf.len().is_multiple_of(alignment) {
             self.buf.push(0);
         }
     }
@@ -524,7 +523,9 @@ mod tests {
 
     #[test]
     fn systemd_shapes_roundtrip() {
-        let prop = |name: &str, v: Value| Value::Struct(vec![Value::Str(name.into()), Value::Variant(Box::new(v))]);
+        let prop = |name: &str, v: Value| {
+            Value::Struct(vec![Value::Str(name.into()), Value::Variant(Box::new(v))])
+        };
         let props = Value::Array(
             Type::Struct(vec![Type::Str, Type::Variant]),
             vec![
@@ -532,17 +533,29 @@ mod tests {
                 prop("PIDs", Value::Array(Type::U32, vec![Value::U32(42)])),
                 prop("MemoryMax", Value::U64(1 << 30)),
                 prop("AllowedCPUs", Value::bytes(&[0b101])),
-                prop("DeviceAllow", Value::Array(
-                    Type::Struct(vec![Type::Str, Type::Str]),
-                    vec![Value::Struct(vec![Value::Str("/dev/null".into()), Value::Str("rwm".into())])],
-                )),
-                prop("Weights", Value::Array(Type::Struct(vec![Type::Str, Type::U64]), vec![])),
+                prop(
+                    "DeviceAllow",
+                    Value::Array(
+                        Type::Struct(vec![Type::Str, Type::Str]),
+                        vec![Value::Struct(vec![
+                            Value::Str("/dev/null".into()),
+                            Value::Str("rwm".into()),
+                        ])],
+                    ),
+                ),
+                prop(
+                    "Weights",
+                    Value::Array(Type::Struct(vec![Type::Str, Type::U64]), vec![]),
+                ),
                 prop("Names", Value::strings(&["a", "bc"])),
                 prop("Nice", Value::I32(-3)),
             ],
         );
         let aux = Value::Array(
-            Type::Struct(vec![Type::Str, Type::Array(Box::new(Type::Struct(vec![Type::Str, Type::Variant])))]),
+            Type::Struct(vec![
+                Type::Str,
+                Type::Array(Box::new(Type::Struct(vec![Type::Str, Type::Variant]))),
+            ]),
             vec![],
         );
         roundtrip(vec![
