@@ -3,14 +3,24 @@
 
 use crate::{Error, Result};
 
-/// cpu.shares (2..262144) → cpu.weight (1..10000), runc's linear mapping:
-/// the default 1024 shares become weight 39.
+/// cpu.shares (2..262144) → cpu.weight (1..10000), runc 1.3.2's mapping
+/// (opencontainers/cgroups 0.0.4): a quadratic in log2(shares) through
+/// (2, 1), (1024, 100) and (262144, 10000), so that the v1 default maps
+/// onto the v2 default (the older linear mapping gave 1024 shares weight
+/// 39). The systemd driver's CPUWeight uses it too.
 pub fn cpu_shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
     }
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    10f64.powf(exponent).ceil() as u64
 }
 
 /// blkio.weight (10..1000) → io.weight (1..10000).
@@ -153,7 +163,9 @@ mod tests {
     fn cpu_shares_map_like_runc() {
         assert_eq!(cpu_shares_to_weight(0), 0);
         assert_eq!(cpu_shares_to_weight(2), 1);
-        assert_eq!(cpu_shares_to_weight(1024), 39);
+        assert_eq!(cpu_shares_to_weight(1024), 100);
+        assert_eq!(cpu_shares_to_weight(2000), 170);
+        assert_eq!(cpu_shares_to_weight(22000), 1204);
         assert_eq!(cpu_shares_to_weight(262_144), 10_000);
     }
 

@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(get(&cg, "memory.max"), "1048576");
         assert_eq!(get(&cg, "memory.swap.max"), "2097152");
         assert_eq!(get(&cg, "memory.low"), "1024");
-        assert_eq!(get(&cg, "cpu.weight"), "39");
+        assert_eq!(get(&cg, "cpu.weight"), "100");
         assert_eq!(get(&cg, "cpu.max"), "20000 100000");
         assert_eq!(get(&cg, "io.weight"), "default 4950");
         assert_eq!(get(&cg, "pids.max"), "max");

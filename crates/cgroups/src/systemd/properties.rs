@@ -35,24 +35,6 @@ fn limit(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(INFINITY)
 }
 
-/// cpu.shares → CPUWeight, runc 1.3.2's mapping (from opencontainers/cgroups
-/// 0.0.4): a quadratic in log2(shares) through (2, 1), (1024, 100) and
-/// (262144, 10000), so that the v1 default maps onto the v2 default.
-pub fn cpu_shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
-    }
-    if shares <= 2 {
-        return 1;
-    }
-    if shares >= 262_144 {
-        return 10_000;
-    }
-    let l = (shares as f64).log2();
-    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-    10f64.powf(exponent).ceil() as u64
-}
-
 /// CPUQuotaPerSecUSec for a quota per period. systemd keeps the quota as a
 /// whole percentage of a CPU, so a fraction is rounded up to the next 10 ms
 /// per second (else the kernel would get less than the spec asks).
@@ -142,7 +124,7 @@ pub fn from_resources(
             // CPUWeight=0 is how systemd spells cpu.idle=1.
             props.push(prop("CPUWeight", Value::U64(0)));
         } else if let Some(shares) = c.shares() {
-            props.push(prop("CPUWeight", Value::U64(cpu_shares_to_weight(shares))));
+            props.push(prop("CPUWeight", Value::U64(convert::cpu_shares_to_weight(shares))));
         }
         let period = c.period().unwrap_or(0);
         if period != 0 {
@@ -641,16 +623,6 @@ mod tests {
 
     fn get<'a>(props: &'a [Property], name: &str) -> Option<&'a Value> {
         props.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
-    }
-
-    #[test]
-    fn cpu_weight_uses_runc_132s_mapping() {
-        assert_eq!(cpu_shares_to_weight(0), 0);
-        assert_eq!(cpu_shares_to_weight(2), 1);
-        assert_eq!(cpu_shares_to_weight(1024), 100);
-        assert_eq!(cpu_shares_to_weight(2000), 170);
-        assert_eq!(cpu_shares_to_weight(22000), 1204);
-        assert_eq!(cpu_shares_to_weight(262_144), 10_000);
     }
 
     #[test]
