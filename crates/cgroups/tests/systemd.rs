@@ -210,3 +210,67 @@ fn a_missing_bus_is_named() {
         "{text}"
     );
 }
+
+/// Rootless: an unprivileged user's own systemd (reached on the user bus)
+/// makes the scope below its manager's cgroup and delegates it.
+#[test]
+fn a_user_scope_on_the_user_bus() {
+    if rustix::process::geteuid().is_root() {
+        eprintln!("skipped: run as an unprivileged user with a running `systemd --user`");
+        return;
+    }
+    let runtime_dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_default();
+    if runtime_dir.is_empty() || !Path::new(&runtime_dir).join("bus").exists() {
+        eprintln!("skipped: no user bus ($XDG_RUNTIME_DIR/bus)");
+        return;
+    }
+    if !matches!(Host::detect(), Ok(Host::Unified { .. })) {
+        eprintln!("skipped: the driver needs pure cgroup v2");
+        return;
+    }
+    let id = unique("user");
+    let unit = format!("berth-test-{id}.scope");
+    let host = Host::detect().unwrap();
+    let manager = berth_cgroups::create_systemd(
+        &host,
+        &Options {
+            cgroups_path: Some(&format!(":berth-test:{id}")),
+            id: &id,
+            user: true,
+            annotations: None,
+        },
+    )
+    .unwrap();
+    let dir = dir_of(manager.as_ref());
+    let uid = rustix::process::geteuid().as_raw();
+    assert!(
+        dir.ends_with(format!("user@{uid}.service/user.slice/{unit}")),
+        "{}",
+        dir.display()
+    );
+    let resources: LinuxResources =
+        serde_json::from_str(r#"{"memory":{"limit":33554432},"pids":{"limit":12}}"#).unwrap();
+    manager.apply(&resources).unwrap();
+    let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
+    manager.add_process(sleeper.0.id() as i32).unwrap();
+    let show = |p: &str| {
+        let out = Command::new("systemctl")
+            .args(["--user", "show", "--value", "-p", p, &unit])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(show("MemoryMax"), "33554432");
+    assert_eq!(show("TasksMax"), "12");
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory.max"), "33554432");
+    assert_eq!(read("pids.max"), "12");
+    manager.destroy().unwrap();
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert_eq!(show("LoadState"), "not-found");
+}

@@ -124,7 +124,10 @@ pub fn from_resources(
             // CPUWeight=0 is how systemd spells cpu.idle=1.
             props.push(prop("CPUWeight", Value::U64(0)));
         } else if let Some(shares) = c.shares() {
-            props.push(prop("CPUWeight", Value::U64(convert::cpu_shares_to_weight(shares))));
+            props.push(prop(
+                "CPUWeight",
+                Value::U64(convert::cpu_shares_to_weight(shares)),
+            ));
         }
         let period = c.period().unwrap_or(0);
         if period != 0 {
