@@ -69,6 +69,10 @@ pub struct Cgroup {
     version: Cell<Option<u32>>,
     /// Until the unit starts: what it is to start with.
     unstarted: RefCell<Option<Unstarted>>,
+    /// Whether a unit of ours may exist, for `destroy` to stop. A start that
+    /// failed cleaned up after itself; a name taken by another unit is
+    /// never stopped.
+    started: Cell<bool>,
 }
 
 struct Unstarted {
@@ -118,6 +122,7 @@ impl Cgroup {
                 annotations,
                 resources: Vec::new(),
             })),
+            started: Cell::new(false),
         };
         let mut dir = PathBuf::from(mount_point);
         if opts.user {
@@ -143,6 +148,7 @@ impl Cgroup {
             bus: RefCell::new(None),
             version: Cell::new(None),
             unstarted: RefCell::new(None),
+            started: Cell::new(true),
         }
     }
 
@@ -313,7 +319,10 @@ impl Cgroup {
             }
         }
         match result? {
-            JobResult::Done => Ok(()),
+            JobResult::Done => {
+                self.started.set(true);
+                Ok(())
+            }
             JobResult::Other(why) => {
                 // A failed start leaves a failed unit: have systemd forget it.
                 self.reset_failed();
@@ -323,7 +332,8 @@ impl Cgroup {
                 )))
             }
             JobResult::TimedOut => {
-                self.reset_failed();
+                // It may start yet: `destroy` is to stop it.
+                self.started.set(true);
                 Err(self.unit_error(format!("systemd did not start it within {JOB_TIMEOUT:?}")))
             }
         }
@@ -463,8 +473,9 @@ impl Manager for Cgroup {
 
     /// Stops the unit and waits for it to go; then removes what is left of
     /// its cgroup. A unit that never started, or is gone already, is fine.
+    /// The bus is only opened when there is a unit to stop.
     fn destroy(&self) -> Result<()> {
-        if self.unstarted.borrow().is_none() {
+        if self.started.get() {
             let unit = self.unit.unit.clone();
             let stopped = self.with_bus(|bus| {
                 bus.call_with_job(
@@ -493,7 +504,7 @@ impl Manager for Cgroup {
 
     fn clone_into_fd(&self) -> Option<OwnedFd> {
         // Before the unit starts its cgroup does not exist.
-        if self.unstarted.borrow().is_some() {
+        if !self.started.get() {
             return None;
         }
         self.fs.clone_into_fd()
