@@ -140,6 +140,9 @@ pub enum Placement {
         unified: Option<PathBuf>,
         /// Directories that creating the cgroup made, parents first.
         created: Vec<PathBuf>,
+        /// The systemd unit the cgroup belongs to, under the systemd driver.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemd: Option<systemd::SystemdUnit>,
     },
     V2 {
         dir: PathBuf,
@@ -241,18 +244,18 @@ pub fn create(host: &Host, path: &CgroupsPath) -> Result<Box<dyn Manager>> {
 }
 
 /// Prepares the systemd driver's cgroup: a transient unit that starts when
-/// the init is added (`add_process`). Only pure cgroup v2 hosts are
-/// supported.
+/// the init is added (`add_process`).
 pub fn create_systemd(host: &Host, opts: &systemd::Options) -> Result<Box<dyn Manager>> {
     match host {
         Host::Unified { mount_point } => Ok(Box::new(systemd::Cgroup::create(mount_point, opts)?)),
-        Host::Legacy { .. } => Err(Error::Unsupported {
-            field: "--systemd-cgroup".into(),
-            message: format!(
-                "the systemd cgroup driver needs a pure cgroup v2 host; this one is {}",
-                host.describe()
-            ),
-        }),
+        Host::Legacy {
+            hierarchies,
+            unified,
+        } => Ok(Box::new(systemd::Cgroup::create_v1(
+            hierarchies,
+            unified.as_deref(),
+            opts,
+        )?)),
     }
 }
 
@@ -260,6 +263,10 @@ pub fn create_systemd(host: &Host, opts: &systemd::Options) -> Result<Box<dyn Ma
 pub fn open(placement: Placement) -> Box<dyn Manager> {
     match placement {
         Placement::V2 {
+            systemd: Some(ref unit),
+            ..
+        }
+        | Placement::V1 {
             systemd: Some(ref unit),
             ..
         } => {

@@ -99,7 +99,9 @@ fn a_scope_with_limits_is_started_read_back_and_stopped() {
     manager.apply(&resources).unwrap();
     let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
     let pid = sleeper.0.id() as i32;
+    let started = std::time::Instant::now();
     manager.add_process(pid).unwrap();
+    eprintln!("unit started in {:?}", started.elapsed());
 
     assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
     assert_eq!(systemctl_show(&unit, "MemoryMax"), "67108864");
@@ -135,7 +137,9 @@ fn a_scope_with_limits_is_started_read_back_and_stopped() {
     assert!(berth_cgroups::is_frozen(later.placement()));
     later.thaw().unwrap();
 
+    let stopping = std::time::Instant::now();
     later.destroy().unwrap();
+    eprintln!("unit stopped in {:?}", stopping.elapsed());
     assert!(!dir.exists(), "{} is left", dir.display());
     assert_eq!(systemctl_show(&unit, "LoadState"), "not-found");
     drop(sleeper);
@@ -273,4 +277,74 @@ fn a_user_scope_on_the_user_bus() {
     manager.destroy().unwrap();
     assert!(!dir.exists(), "{} is left", dir.display());
     assert_eq!(show("LoadState"), "not-found");
+}
+
+/// A v1 or hybrid host: systemd makes the unit in the hierarchies it
+/// manages, berth joins the others under the same path.
+#[test]
+fn a_scope_on_a_v1_host_joins_every_hierarchy() {
+    if !rustix::process::geteuid().is_root() || !Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: needs root and systemd as pid 1");
+        return;
+    }
+    let host = Host::detect().unwrap();
+    if !matches!(host, Host::Legacy { .. }) {
+        eprintln!("skipped: not a v1 or hybrid host (BERTH_VM_CGROUP=hybrid boots one)");
+        return;
+    }
+    let id = unique("v1");
+    let unit = format!("berth-test-{id}.scope");
+    let manager = berth_cgroups::create_systemd(
+        &host,
+        &Options {
+            cgroups_path: Some(&format!("system.slice:berth-test:{id}")),
+            id: &id,
+            user: false,
+            annotations: None,
+        },
+    )
+    .unwrap();
+    let resources: LinuxResources = serde_json::from_str(
+        r#"{"memory":{"limit":67108864},"pids":{"limit":37},"cpu":{"shares":512}}"#,
+    )
+    .unwrap();
+    manager.apply(&resources).unwrap();
+    let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = sleeper.0.id() as i32;
+    manager.add_process(pid).unwrap();
+    assert_eq!(systemctl_show(&unit, "MemoryLimit"), "67108864");
+    assert_eq!(systemctl_show(&unit, "TasksMax"), "37");
+    assert_eq!(systemctl_show(&unit, "CPUShares"), "512");
+    let placement = manager.placement().clone();
+    let dir = |c: &str| placement.dir_of(c).unwrap().clone();
+    let read = |c: &str, f: &str| {
+        std::fs::read_to_string(dir(c).join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("pids", "pids.max"), "37");
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in own
+        .lines()
+        .filter(|l| !l.contains(":rdma:") && !l.contains(":misc:"))
+    {
+        assert!(line.ends_with(&format!("/system.slice/{unit}")), "{line}");
+    }
+    let later = berth_cgroups::open(
+        serde_json::from_str(&serde_json::to_string(&placement).unwrap()).unwrap(),
+    );
+    later.freeze().unwrap();
+    assert!(berth_cgroups::is_frozen(later.placement()));
+    later.thaw().unwrap();
+    later.destroy().unwrap();
+    assert_eq!(systemctl_show(&unit, "LoadState"), "not-found");
+    if let Placement::V1 { dirs, unified, .. } = &placement {
+        for d in dirs.iter().map(|d| &d.dir).chain(unified.as_ref()) {
+            assert!(!d.exists(), "{} is left", d.display());
+        }
+    }
+    drop(sleeper);
 }

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
+use crate::host::Hierarchy;
 use crate::stats::Stats;
-use crate::{v2, Error, Manager, Placement, Result};
+use crate::{v1, v2, CgroupsPath, Error, Manager, Placement, Result, V1Dir};
 use dbus::{Address, BusError, Connection};
 use properties::Property;
 pub use unit::UnitPath;
@@ -61,7 +62,9 @@ pub struct Options<'a> {
 }
 
 pub struct Cgroup {
-    fs: v2::Cgroup,
+    /// The unit's cgroup, as the cgroupfs backend of the host's layout
+    /// reaches it.
+    fs: Box<dyn Manager>,
     unit: SystemdUnit,
     /// Slice=, or Wants= for a slice unit.
     parent_slice: String,
@@ -80,6 +83,17 @@ struct Unstarted {
     annotations: Vec<Property>,
     /// Resources applied before the unit existed, in order.
     resources: Vec<LinuxResources>,
+    /// On a v1 (or hybrid) host, the hierarchies to join once the unit has
+    /// started: systemd makes the unit's directory only in those whose
+    /// controllers it manages.
+    v1: Option<V1Join>,
+}
+
+struct V1Join {
+    hierarchies: Vec<Hierarchy>,
+    unified: Option<PathBuf>,
+    /// The unit's cgroup below each hierarchy's root.
+    rel: PathBuf,
 }
 
 /// Checks that this host was booted with systemd, as sd_booted(3) does.
@@ -94,10 +108,66 @@ fn check_systemd_booted() -> Result<()> {
 }
 
 impl Cgroup {
-    /// Works out the unit and its cgroup; nothing is started. A user
-    /// (rootless) unit lives below the user manager's cgroup, which is asked
-    /// of it over the user bus.
+    /// Works out the unit and its cgroup on a pure v2 host; nothing is
+    /// started. A user (rootless) unit lives below the user manager's
+    /// cgroup, which is asked of it over the user bus.
     pub fn create(mount_point: &Path, opts: &Options) -> Result<Cgroup> {
+        let (path, mut cgroup) = Self::unstarted(opts)?;
+        let mut dir = PathBuf::from(mount_point);
+        if opts.user {
+            let manager_cgroup = cgroup.manager_property("ControlGroup")?;
+            let manager_cgroup = manager_cgroup.as_str().unwrap_or_default();
+            dir.push(manager_cgroup.trim_start_matches('/'));
+        }
+        dir.push(path.cgroup()?);
+        cgroup.fs = Box::new(v2::Cgroup::open(Placement::V2 {
+            dir,
+            created: Vec::new(),
+            systemd: Some(cgroup.unit.clone()),
+        }));
+        Ok(cgroup)
+    }
+
+    /// The same on a v1 or hybrid host: the unit's cgroup is the same path
+    /// in every hierarchy (and in the cgroup2 one of a hybrid host).
+    pub fn create_v1(
+        hierarchies: &[Hierarchy],
+        unified: Option<&Path>,
+        opts: &Options,
+    ) -> Result<Cgroup> {
+        if opts.user {
+            return Err(Error::Unsupported {
+                field: "--systemd-cgroup".into(),
+                message: "a rootless container's systemd cgroup needs a pure cgroup v2 host".into(),
+            });
+        }
+        let (path, mut cgroup) = Self::unstarted(opts)?;
+        let rel = path.cgroup()?;
+        let dirs = hierarchies
+            .iter()
+            .map(|h| V1Dir {
+                controllers: h.controllers.clone(),
+                dir: h.mount_point.join(&rel),
+            })
+            .collect();
+        cgroup.fs = Box::new(v1::Cgroup::open(Placement::V1 {
+            dirs,
+            unified: unified.map(|u| u.join(&rel)),
+            created: Vec::new(),
+            systemd: Some(cgroup.unit.clone()),
+        }));
+        if let Some(unstarted) = cgroup.unstarted.get_mut() {
+            unstarted.v1 = Some(V1Join {
+                hierarchies: hierarchies.to_vec(),
+                unified: unified.map(Path::to_path_buf),
+                rel,
+            });
+        }
+        Ok(cgroup)
+    }
+
+    /// A manager for `opts` whose cgroup is still to be placed.
+    fn unstarted(opts: &Options) -> Result<(UnitPath, Cgroup)> {
         let path = UnitPath::parse(opts.cgroups_path, opts.id, opts.user)?;
         let annotations = match opts.annotations {
             Some(a) => properties::from_annotations(a)?,
@@ -108,12 +178,12 @@ impl Cgroup {
             unit: path.unit.clone(),
             user: opts.user,
         };
-        let mut cgroup = Cgroup {
-            fs: v2::Cgroup::open(Placement::V2 {
+        let cgroup = Cgroup {
+            fs: Box::new(v2::Cgroup::open(Placement::V2 {
                 dir: PathBuf::new(),
                 created: Vec::new(),
                 systemd: None,
-            }),
+            })),
             unit,
             parent_slice: path.slice.clone(),
             bus: RefCell::new(None),
@@ -121,34 +191,41 @@ impl Cgroup {
             unstarted: RefCell::new(Some(Unstarted {
                 annotations,
                 resources: Vec::new(),
+                v1: None,
             })),
             started: Cell::new(false),
         };
-        let mut dir = PathBuf::from(mount_point);
-        if opts.user {
-            let manager_cgroup = cgroup.manager_property("ControlGroup")?;
-            let manager_cgroup = manager_cgroup.as_str().unwrap_or_default();
-            dir.push(manager_cgroup.trim_start_matches('/'));
-        }
-        dir.push(path.cgroup()?);
-        cgroup.fs = v2::Cgroup::open(Placement::V2 {
-            dir,
-            created: Vec::new(),
-            systemd: Some(cgroup.unit.clone()),
-        });
-        Ok(cgroup)
+        Ok((path, cgroup))
     }
 
     /// The cgroup of a unit an earlier `create` started.
     pub fn open(placement: Placement, unit: SystemdUnit) -> Cgroup {
+        let fs: Box<dyn Manager> = match placement {
+            Placement::V2 { .. } => Box::new(v2::Cgroup::open(placement)),
+            Placement::V1 { .. } => Box::new(v1::Cgroup::open(placement)),
+        };
         Cgroup {
-            fs: v2::Cgroup::open(placement),
+            fs,
             unit,
             parent_slice: String::new(),
             bus: RefCell::new(None),
             version: Cell::new(None),
             unstarted: RefCell::new(None),
             started: Cell::new(true),
+        }
+    }
+
+    fn is_v1(&self) -> bool {
+        matches!(self.fs.placement(), Placement::V1 { .. })
+    }
+
+    /// The unit properties for `resources`, in the names of this host's
+    /// cgroup version.
+    fn properties(&self, resources: &LinuxResources) -> Result<Vec<Property>> {
+        if self.is_v1() {
+            properties::from_resources_v1(resources)
+        } else {
+            properties::from_resources(resources, &mut || self.version())
         }
     }
 
@@ -265,7 +342,15 @@ impl Cgroup {
             ),
             ("MemoryAccounting".into(), Value::Bool(true)),
             ("CPUAccounting".into(), Value::Bool(true)),
-            ("IOAccounting".into(), Value::Bool(true)),
+            (
+                if self.is_v1() {
+                    "BlockIOAccounting"
+                } else {
+                    "IOAccounting"
+                }
+                .into(),
+                Value::Bool(true),
+            ),
             ("TasksAccounting".into(), Value::Bool(true)),
         ];
         if self.unit.unit.ends_with(".slice") {
@@ -275,7 +360,7 @@ impl Cgroup {
             props.push(("Delegate".into(), Value::Bool(true)));
         }
         for r in &unstarted.resources {
-            props.extend(properties::from_resources(r, &mut || self.version())?);
+            props.extend(self.properties(r)?);
         }
         if let Some(r) = unstarted
             .resources
@@ -434,7 +519,7 @@ impl Manager for Cgroup {
             unstarted.resources.push(resources.clone());
             return Ok(());
         }
-        let props = properties::from_resources(resources, &mut || self.version())?;
+        let props = self.properties(resources)?;
         if !props.is_empty() {
             let unit = self.unit.unit.clone();
             let props = property_array(props);
@@ -458,6 +543,20 @@ impl Manager for Cgroup {
             return self.fs.add_process(pid);
         };
         self.start(pid, &unstarted)?;
+        if let Some(join) = &unstarted.v1 {
+            // The hierarchies systemd left alone get the same path, as
+            // runc does (cpusets filled from the parent).
+            let joined = v1::Cgroup::create(
+                &join.hierarchies,
+                join.unified.as_deref(),
+                &CgroupsPath::Absolute(join.rel.clone()),
+            )
+            .and_then(|c| c.add_process(pid));
+            if let Err(e) = joined {
+                let _ = self.destroy();
+                return Err(e);
+            }
+        }
         for r in &unstarted.resources {
             if let Err(e) = self.fs.apply(r) {
                 let _ = self.destroy();

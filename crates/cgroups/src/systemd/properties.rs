@@ -94,6 +94,40 @@ fn path_values(entries: Vec<(String, u64)>) -> Value {
     )
 }
 
+/// The unit properties for `resources` on a cgroup v1 (or hybrid) host,
+/// where systemd's names differ and it has fewer: the memory limit, cpu
+/// shares and quota, pids and the blkio weight, as runc sets them there.
+/// The v1 backend writes the rest (device rules included) afterwards.
+pub fn from_resources_v1(resources: &LinuxResources) -> Result<Vec<Property>> {
+    let r = convert::without_unset(resources);
+    let mut props = Vec::new();
+    if let Some(v) = r.memory().and_then(|m| m.limit()) {
+        props.push(prop("MemoryLimit", Value::U64(limit(v))));
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(shares) = c.shares() {
+            props.push(prop("CPUShares", Value::U64(shares)));
+        }
+        let period = c.period().unwrap_or(0);
+        if period != 0 {
+            props.push(prop("CPUQuotaPeriodUSec", Value::U64(period)));
+        }
+        if c.quota().is_some() || period != 0 {
+            props.push(prop(
+                "CPUQuotaPerSecUSec",
+                Value::U64(quota_per_sec(c.quota().unwrap_or(0), period)),
+            ));
+        }
+    }
+    if let Some(p) = r.pids() {
+        props.push(prop("TasksMax", Value::U64(limit(p.limit()))));
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        props.push(prop("BlockIOWeight", Value::U64(u64::from(w))));
+    }
+    Ok(props)
+}
+
 /// The unit properties for `resources`. The cgroupfs backend writes the
 /// same resources afterwards; what systemd has no property for comes only
 /// from there. `version` is systemd's, asked for only when a property needs
@@ -671,6 +705,21 @@ mod tests {
             get(&p, "IOReadBandwidthMax"),
             Some(&path_values(vec![("/dev/block/8:0".into(), 1000)]))
         );
+    }
+
+    #[test]
+    fn v1_hosts_get_v1_names() {
+        let p = from_resources_v1(&resources(
+            r#"{"memory":{"limit":1048576,"reservation":5},"cpu":{"shares":512,"quota":20000},
+                "pids":{"limit":9},"blockIO":{"weight":300}}"#,
+        ))
+        .unwrap();
+        assert_eq!(get(&p, "MemoryLimit"), Some(&Value::U64(1_048_576)));
+        assert_eq!(get(&p, "CPUShares"), Some(&Value::U64(512)));
+        assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(200_000)));
+        assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(9)));
+        assert_eq!(get(&p, "BlockIOWeight"), Some(&Value::U64(300)));
+        assert_eq!(p.len(), 5);
     }
 
     #[test]
