@@ -348,3 +348,36 @@ fn a_scope_on_a_v1_host_joins_every_hierarchy() {
     }
     drop(sleeper);
 }
+
+/// A name ending in `.slice` makes a slice unit, which takes no PIDs: the
+/// process joins it once it exists.
+#[test]
+fn a_slice_unit_is_joined_after_it_starts() {
+    skip_unless_usable!();
+    let unit = format!("berthtest{}.slice", std::process::id());
+    let host = Host::detect().unwrap();
+    let manager = berth_cgroups::create_systemd(
+        &host,
+        &Options {
+            cgroups_path: Some(&format!("system.slice:ignored:{unit}")),
+            id: "x",
+            user: false,
+            annotations: None,
+        },
+    )
+    .unwrap();
+    let dir = dir_of(manager.as_ref());
+    assert_eq!(dir, Path::new("/sys/fs/cgroup").join(&unit));
+    let resources: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":7}}"#).unwrap();
+    manager.apply(&resources).unwrap();
+    let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = sleeper.0.id() as i32;
+    manager.add_process(pid).unwrap();
+    assert_eq!(systemctl_show(&unit, "TasksMax"), "7");
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(own.trim(), format!("0::/{unit}"));
+    drop(sleeper);
+    manager.destroy().unwrap();
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert_eq!(systemctl_show(&unit, "LoadState"), "not-found");
+}

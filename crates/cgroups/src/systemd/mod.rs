@@ -215,6 +215,10 @@ impl Cgroup {
         }
     }
 
+    fn is_slice(&self) -> bool {
+        self.unit.unit.ends_with(".slice")
+    }
+
     fn is_v1(&self) -> bool {
         matches!(self.fs.placement(), Placement::V1 { .. })
     }
@@ -336,10 +340,6 @@ impl Cgroup {
                 Value::Str(format!("berth container {}", self.unit.unit)),
             ),
             ("DefaultDependencies".into(), Value::Bool(false)),
-            (
-                "PIDs".into(),
-                Value::Array(Type::U32, vec![Value::U32(pid as u32)]),
-            ),
             ("MemoryAccounting".into(), Value::Bool(true)),
             ("CPUAccounting".into(), Value::Bool(true)),
             (
@@ -353,11 +353,16 @@ impl Cgroup {
             ),
             ("TasksAccounting".into(), Value::Bool(true)),
         ];
-        if self.unit.unit.ends_with(".slice") {
+        if self.is_slice() {
+            // A slice takes no PIDs: the init joins it once it exists.
             props.push(("Wants".into(), Value::strings(&[&self.parent_slice])));
         } else {
             props.push(("Slice".into(), Value::Str(self.parent_slice.clone())));
             props.push(("Delegate".into(), Value::Bool(true)));
+            props.push((
+                "PIDs".into(),
+                Value::Array(Type::U32, vec![Value::U32(pid as u32)]),
+            ));
         }
         for r in &unstarted.resources {
             props.extend(self.properties(r)?);
@@ -543,6 +548,12 @@ impl Manager for Cgroup {
             return self.fs.add_process(pid);
         };
         self.start(pid, &unstarted)?;
+        if self.is_slice() && unstarted.v1.is_none() {
+            if let Err(e) = self.fs.add_process(pid) {
+                let _ = self.destroy();
+                return Err(e);
+            }
+        }
         if let Some(join) = &unstarted.v1 {
             // The hierarchies systemd left alone get the same path, as
             // runc does (cpusets filled from the parent).
