@@ -244,7 +244,7 @@ pub fn create(host: &Host, path: &CgroupsPath) -> Result<Box<dyn Manager>> {
 }
 
 /// Prepares the systemd driver's cgroup: a transient unit that starts when
-/// the init is added (`add_process`).
+/// the init joins it (`join`).
 pub fn create_systemd(host: &Host, opts: &systemd::Options) -> Result<Box<dyn Manager>> {
     match host {
         Host::Unified { mount_point } => Ok(Box::new(systemd::Cgroup::create(mount_point, opts)?)),

@@ -100,7 +100,7 @@ fn a_scope_with_limits_is_started_read_back_and_stopped() {
     let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
     let pid = sleeper.0.id() as i32;
     let started = std::time::Instant::now();
-    manager.add_process(pid).unwrap();
+    manager.join(pid, None).unwrap();
     eprintln!("unit started in {:?}", started.elapsed());
 
     assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
@@ -166,7 +166,7 @@ fn a_unit_systemd_refuses_names_the_unit_and_leaves_nothing() {
     )
     .unwrap();
     let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
-    let err = manager.add_process(sleeper.0.id() as i32).unwrap_err();
+    let err = manager.join(sleeper.0.id() as i32, None).unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(&format!("systemd unit {unit}: ")),
@@ -207,7 +207,7 @@ fn a_missing_bus_is_named() {
         },
     )
     .unwrap();
-    let err = manager.add_process(std::process::id() as i32).unwrap_err();
+    let err = manager.join(std::process::id() as i32, None).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("/nonexistent/system_bus") && text.contains("DBUS_SYSTEM_BUS_ADDRESS"),
@@ -256,7 +256,7 @@ fn a_user_scope_on_the_user_bus() {
         serde_json::from_str(r#"{"memory":{"limit":33554432},"pids":{"limit":12}}"#).unwrap();
     manager.apply(&resources).unwrap();
     let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
-    manager.add_process(sleeper.0.id() as i32).unwrap();
+    manager.join(sleeper.0.id() as i32, None).unwrap();
     let show = |p: &str| {
         let out = Command::new("systemctl")
             .args(["--user", "show", "--value", "-p", p, &unit])
@@ -311,7 +311,7 @@ fn a_scope_on_a_v1_host_joins_every_hierarchy() {
     manager.apply(&resources).unwrap();
     let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
     let pid = sleeper.0.id() as i32;
-    manager.add_process(pid).unwrap();
+    manager.join(pid, None).unwrap();
     assert_eq!(systemctl_show(&unit, "MemoryLimit"), "67108864");
     assert_eq!(systemctl_show(&unit, "TasksMax"), "37");
     assert_eq!(systemctl_show(&unit, "CPUShares"), "512");
@@ -372,7 +372,7 @@ fn a_slice_unit_is_joined_after_it_starts() {
     manager.apply(&resources).unwrap();
     let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
     let pid = sleeper.0.id() as i32;
-    manager.add_process(pid).unwrap();
+    manager.join(pid, None).unwrap();
     assert_eq!(systemctl_show(&unit, "TasksMax"), "7");
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert_eq!(own.trim(), format!("0::/{unit}"));

@@ -541,15 +541,19 @@ impl Manager for Cgroup {
         self.fs.apply(resources)
     }
 
-    /// The first process starts the unit; later ones join its cgroup.
-    fn add_process(&self, pid: i32) -> Result<()> {
-        let unstarted = self.unstarted.borrow_mut().take();
+    /// The first process (the init) starts the unit; later ones (exec's)
+    /// join its cgroup, or a sub-cgroup of it, through cgroupfs.
+    fn join(&self, pid: i32, sub: Option<&str>) -> Result<()> {
+        let unstarted = match sub {
+            Some(_) => None,
+            None => self.unstarted.borrow_mut().take(),
+        };
         let Some(unstarted) = unstarted else {
-            return self.fs.add_process(pid);
+            return self.fs.join(pid, sub);
         };
         self.start(pid, &unstarted)?;
         if self.is_slice() && unstarted.v1.is_none() {
-            if let Err(e) = self.fs.add_process(pid) {
+            if let Err(e) = self.fs.join(pid, None) {
                 let _ = self.destroy();
                 return Err(e);
             }
@@ -562,7 +566,7 @@ impl Manager for Cgroup {
                 join.unified.as_deref(),
                 &CgroupsPath::Absolute(join.rel.clone()),
             )
-            .and_then(|c| c.add_process(pid));
+            .and_then(|c| c.join(pid, None));
             if let Err(e) = joined {
                 let _ = self.destroy();
                 return Err(e);
@@ -612,12 +616,13 @@ impl Manager for Cgroup {
         self.fs.destroy()
     }
 
-    fn clone_into_fd(&self) -> Option<OwnedFd> {
-        // Before the unit starts its cgroup does not exist.
+    fn clone_into_fd(&self, sub: Option<&str>) -> Result<Option<OwnedFd>> {
+        // Before the unit starts its cgroup does not exist: the init is
+        // cloned outside and `join` starts the unit with it.
         if !self.started.get() {
-            return None;
+            return Ok(None);
         }
-        self.fs.clone_into_fd()
+        self.fs.clone_into_fd(sub)
     }
 
     fn freeze(&self) -> Result<()> {
