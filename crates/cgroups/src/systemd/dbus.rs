@@ -128,7 +128,6 @@ const METHOD_CALL: u8 = 1;
 const METHOD_RETURN: u8 = 2;
 const ERROR: u8 = 3;
 const SIGNAL: u8 = 4;
-const NO_AUTO_START: u8 = 2;
 
 /// A received message: the parts the driver looks at.
 #[derive(Debug)]
@@ -409,9 +408,10 @@ pub fn encode_message(
     let header = [
         Value::Byte(b'l'),
         Value::Byte(kind),
-        // NO_AUTO_START: a bus without systemd must say so, not try to
-        // start one (a session bus has an activation file for it).
-        Value::Byte(NO_AUTO_START),
+        // No flags: auto-start stays allowed, so that a call reaching a
+        // user bus that its systemd has not joined yet waits for it (the
+        // bus queues it) instead of failing.
+        Value::Byte(0),
         Value::Byte(1),
         Value::U32(body.len() as u32),
         Value::U32(serial),
@@ -623,7 +623,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // No systemd on this bus: what the driver reports as "no systemd".
+        // No systemd on this bus (the session bus's activation file for it
+        // runs /bin/false): what the driver reports as "no systemd".
         let err = bus
             .call(
                 "org.freedesktop.systemd1",
@@ -634,7 +635,7 @@ mod tests {
             )
             .unwrap_err();
         assert!(
-            matches!(&err, BusError::Remote { name, .. } if name == "org.freedesktop.DBus.Error.NameHasNoOwner"),
+            matches!(&err, BusError::Remote { name, .. } if super::super::no_systemd(name)),
             "{err}"
         );
         // Every wait has a deadline.

@@ -242,10 +242,7 @@ impl Cgroup {
 
     fn bus_error(&self, e: BusError) -> Error {
         match e {
-            BusError::Remote { name, .. }
-                if name == "org.freedesktop.DBus.Error.ServiceUnknown"
-                    || name == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
-            {
+            BusError::Remote { name, .. } if no_systemd(&name) => {
                 let bus = self.bus.borrow();
                 let on = bus
                     .as_ref()
@@ -444,6 +441,13 @@ impl Cgroup {
             tracing::debug!("reset-failed: {e}");
         }
     }
+}
+
+/// Whether a D-Bus error says that nothing answers for systemd's name.
+fn no_systemd(error_name: &str) -> bool {
+    error_name == "org.freedesktop.DBus.Error.ServiceUnknown"
+        || error_name == "org.freedesktop.DBus.Error.NameHasNoOwner"
+        || error_name.starts_with("org.freedesktop.DBus.Error.Spawn.")
 }
 
 fn property_array(props: Vec<Property>) -> Value {
