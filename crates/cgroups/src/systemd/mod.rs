@@ -108,8 +108,8 @@ fn check_systemd_booted() -> Result<()> {
 }
 
 impl Cgroup {
-    /// Works out the unit and its cgroup on a pure v2 host; nothing is
-    /// started. A user (rootless) unit lives below the user manager's
+    /// Works out the unit and its cgroup on a pure v2 host, and connects to
+    /// the bus; nothing is started. A user (rootless) unit lives below the user manager's
     /// cgroup, which is asked of it over the user bus.
     pub fn create(mount_point: &Path, opts: &Options) -> Result<Cgroup> {
         let (path, mut cgroup) = Self::unstarted(opts)?;
@@ -195,6 +195,9 @@ impl Cgroup {
             })),
             started: Cell::new(false),
         };
+        // Connecting now costs nothing more than later, and a missing bus
+        // fails the create before any process is made.
+        cgroup.with_bus(|_| Ok(()))?;
         Ok((path, cgroup))
     }
 
