@@ -21,7 +21,11 @@ use cli::{
     IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
 };
 
-fn create_options(args: CreateArgs, cdi_spec_dirs: &[PathBuf]) -> CreateOptions {
+fn create_options(
+    args: CreateArgs,
+    cdi_spec_dirs: &[PathBuf],
+    systemd_cgroup: bool,
+) -> CreateOptions {
     CreateOptions {
         cdi_spec_dirs: cdi::SpecDirs(cdi_spec_dirs.to_vec()),
         bundle: args.bundle,
@@ -32,6 +36,7 @@ fn create_options(args: CreateArgs, cdi_spec_dirs: &[PathBuf]) -> CreateOptions 
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         listen_fds: listen_fds(),
+        systemd_cgroup,
     }
 }
 
@@ -270,13 +275,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         bail!("no command given; see `berth --help`");
     };
     let store = Store::new(state_root(cli.root));
-    let needs_cgroups = matches!(command, Command::Create(_) | Command::Run(_));
-    if cli.systemd_cgroup && needs_cgroups {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the default cgroupfs driver");
-    }
     match command {
         Command::Create(CreateCmd { id, args }) => {
-            lifecycle::create(&store, &id, &create_options(args, &cli.cdi_spec_dirs))?;
+            lifecycle::create(
+                &store,
+                &id,
+                &create_options(args, &cli.cdi_spec_dirs, cli.systemd_cgroup),
+            )?;
         }
         Command::Start(IdArg { id }) => lifecycle::start(&store, &id)?,
         Command::State(IdArg { id }) => print_json(&lifecycle::state(&store, &id)?)?,
@@ -289,7 +294,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let code = lifecycle::run(
                 &store,
                 &id,
-                &create_options(args, &cli.cdi_spec_dirs),
+                &create_options(args, &cli.cdi_spec_dirs, cli.systemd_cgroup),
                 detach,
             )?;
             return Ok(u8::try_from(code).unwrap_or(255));

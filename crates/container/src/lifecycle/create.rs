@@ -38,6 +38,10 @@ pub struct CreateOptions {
     /// Socket-activation fds (LISTEN_FDS) at 3.., handed on before the
     /// --preserve-fds ones; the process is told of them as systemd does.
     pub listen_fds: u32,
+    /// The systemd cgroup driver (`--systemd-cgroup`): the cgroup is a
+    /// transient unit that systemd makes, on the user's systemd when berth
+    /// runs unprivileged.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its init waits on the exec fifo.
@@ -68,7 +72,8 @@ struct Plan {
     seccomp: Option<seccomp::Filter>,
     /// The host's cgroup layout, when berth manages cgroups.
     host: Option<Host>,
-    cgroups_path: CgroupsPath,
+    /// Where the cgroup goes, as the chosen driver reads linux.cgroupsPath.
+    driver: CgroupDriver,
     /// The limits and device rules to write.
     resources: LinuxResources,
     namespaces: NamespacePlan,
@@ -100,14 +105,30 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     }
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
     check_rootless(&linux)?;
-    let host = if manages_cgroups(&linux) {
+    let driver = if opts.systemd_cgroup {
+        let user = !rustix::process::geteuid().is_root();
+        let path = linux
+            .cgroups_path()
+            .as_deref()
+            .map(cgroups_path_text)
+            .transpose()?;
+        berth_cgroups::systemd::UnitPath::parse(path, id, user).ctx(|| "cgroups")?;
+        CgroupDriver::Systemd { user }
+    } else {
+        CgroupDriver::Cgroupfs(
+            CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?,
+        )
+    };
+    // An unprivileged berth has a cgroup only through its user's systemd.
+    let host = if opts.systemd_cgroup || manages_cgroups(&linux) {
         Some(Host::detect().ctx(|| "cgroups")?)
     } else {
         None
     };
-    let cgroups_path =
-        CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?;
-    let namespaces = NamespacePlan::new(&linux, matches!(host, Some(Host::Unified { .. })));
+    // A systemd unit is started with the init in it: the clone cannot
+    // place the init in a cgroup that does not exist yet.
+    let clone_into_cgroup = matches!(host, Some(Host::Unified { .. })) && !opts.systemd_cgroup;
+    let namespaces = NamespacePlan::new(&linux, clone_into_cgroup);
     namespaces.check_paths()?;
     Ok(Plan {
         resources: effective_resources(&linux),
@@ -116,9 +137,17 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
         terminal,
         seccomp,
         host,
-        cgroups_path,
+        driver,
         namespaces,
     })
+}
+
+enum CgroupDriver {
+    Cgroupfs(CgroupsPath),
+    /// A transient unit; `user`: the user's own systemd (rootless).
+    Systemd {
+        user: bool,
+    },
 }
 
 /// What `create` made before the init: removed again on drop unless the
@@ -199,7 +228,27 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
         idmaps,
     };
     if let Some(host) = &plan.host {
-        prepared.cgroup = Some(berth_cgroups::create(host, &plan.cgroups_path).ctx(|| "cgroups")?);
+        let cgroup = match &plan.driver {
+            CgroupDriver::Cgroupfs(path) => berth_cgroups::create(host, path),
+            CgroupDriver::Systemd { user } => {
+                let linux = &plan.linux;
+                let path = linux
+                    .cgroups_path()
+                    .as_deref()
+                    .map(cgroups_path_text)
+                    .transpose()?;
+                berth_cgroups::create_systemd(
+                    host,
+                    &berth_cgroups::systemd::Options {
+                        cgroups_path: path,
+                        id,
+                        user: *user,
+                        annotations: plan.bundle.spec.annotations().as_ref(),
+                    },
+                )
+            }
+        };
+        prepared.cgroup = Some(cgroup.ctx(|| "cgroups")?);
     }
     Ok(prepared)
 }
@@ -392,6 +441,16 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx(|| format!("--pid-file {}", path.display()))?;
     crate::atomic_file::write(&path, pid.to_string().as_bytes())
         .ctx(|| format!("--pid-file {}", path.display()))
+}
+
+/// linux.cgroupsPath as the text the systemd driver reads.
+fn cgroups_path_text(path: &Path) -> Result<&str> {
+    path.to_str().ok_or_else(|| {
+        Error::spec(
+            "linux.cgroupsPath",
+            format!("{path:?} is not UTF-8 (systemd unit names are ASCII)"),
+        )
+    })
 }
 
 /// Whether this berth can manage cgroups: as root. An unprivileged berth
