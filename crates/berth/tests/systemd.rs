@@ -15,8 +15,7 @@ fn systemd_runs() -> bool {
 }
 
 fn pure_v2() -> bool {
-    rustix::fs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| i64::from(s.f_type) == libc::CGROUP2_SUPER_MAGIC)
+    rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.f_type == libc::CGROUP2_SUPER_MAGIC)
 }
 
 fn systemctl_show(unit: &str, property: &str) -> String {
