@@ -24,7 +24,8 @@ pub struct Cli {
     /// Log debug messages too.
     #[arg(long)]
     pub debug: bool,
-    /// Manage cgroups through systemd (not supported yet).
+    /// Manage cgroups through systemd: each container's cgroup is a
+    /// transient unit (linux.cgroupsPath is `slice:prefix:name`).
     #[arg(long)]
     pub systemd_cgroup: bool,
     /// Rootless cgroups, as runc takes them: true goes without a cgroup

@@ -25,6 +25,7 @@ fn create_options(
     args: CreateArgs,
     cdi_spec_dirs: &[PathBuf],
     rootless: Option<bool>,
+    systemd_cgroup: bool,
 ) -> CreateOptions {
     CreateOptions {
         cdi_spec_dirs: cdi::SpecDirs(cdi_spec_dirs.to_vec()),
@@ -38,6 +39,7 @@ fn create_options(
         listen_fds: listen_fds(),
         pidfd_socket: args.pidfd_socket,
         rootless_cgroups: rootless,
+        systemd_cgroup,
     }
 }
 
@@ -308,16 +310,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     // spec, features and cdi need no state root (and must work without one).
     let root = cli.root;
     let store = || state_root(root.clone()).map(Store::new);
-    let needs_cgroups = matches!(command, Command::Create(_) | Command::Run(_));
-    if cli.systemd_cgroup && needs_cgroups {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the default cgroupfs driver");
-    }
     match command {
         Command::Create(CreateCmd { id, args }) => {
             lifecycle::create(
                 &store()?,
                 &id,
-                &create_options(args, &cli.cdi_spec_dirs, cli.rootless.0),
+                &create_options(args, &cli.cdi_spec_dirs, cli.rootless.0, cli.systemd_cgroup),
             )?;
         }
         Command::Start(IdArg { id }) => lifecycle::start(&store()?, &id)?,
@@ -336,7 +334,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let code = lifecycle::run(
                 &store()?,
                 &id,
-                &create_options(args, &cli.cdi_spec_dirs, cli.rootless.0),
+                &create_options(args, &cli.cdi_spec_dirs, cli.rootless.0, cli.systemd_cgroup),
                 detach,
                 keep,
             )?;

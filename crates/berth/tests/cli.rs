@@ -65,7 +65,7 @@ fn features_describe_what_is_supported() {
         .unwrap()
         .iter()
         .any(|o| o == "rro"));
-    assert_eq!(features["linux"]["cgroup"]["systemd"], false);
+    assert_eq!(features["linux"]["cgroup"]["systemd"], true);
     assert!(features["linux"]["capabilities"]
         .as_array()
         .unwrap()
@@ -92,20 +92,6 @@ fn errors_go_to_the_json_log_as_engines_read_it() {
     assert_eq!(line["level"], "error");
     assert_eq!(line["msg"], "container \"missing\" does not exist");
     assert!(line["time"].as_str().unwrap().ends_with('Z'));
-}
-
-#[test]
-fn the_systemd_cgroup_driver_is_refused_clearly() {
-    let bundle = Bundle::new();
-    let berth = Berth::new();
-    let err = berth.fails(&[
-        "--systemd-cgroup",
-        "create",
-        "-b",
-        bundle.path().to_str().unwrap(),
-        "sd",
-    ]);
-    assert!(err.contains("not supported yet"), "{err}");
 }
 
 #[test]

@@ -3,10 +3,11 @@
 
 use crate::{Error, Result};
 
-/// cpu.shares (2..262144) → cpu.weight (1..10000), as runc 1.3.2 maps
-/// them: a quadratic in log2(shares) through the two ends and the default,
-/// so that the default 1024 shares become the default weight 100 (the old
-/// linear mapping made them 39, below every unlimited v2 sibling).
+/// cpu.shares (2..262144) → cpu.weight (1..10000), runc 1.3.2's mapping
+/// (opencontainers/cgroups 0.0.4): a quadratic in log2(shares) through
+/// (2, 1), (1024, 100) and (262144, 10000), so that the v1 default maps
+/// onto the v2 default (the older linear mapping gave 1024 shares weight
+/// 39). The systemd driver's CPUWeight uses it too.
 pub fn cpu_shares_to_weight(shares: u64) -> u64 {
     match shares {
         0 => 0,
@@ -166,6 +167,8 @@ mod tests {
         assert_eq!(cpu_shares_to_weight(1024), 100);
         assert_eq!(cpu_shares_to_weight(2048), 174);
         assert_eq!(cpu_shares_to_weight(262_143), 10_000);
+        assert_eq!(cpu_shares_to_weight(2000), 170);
+        assert_eq!(cpu_shares_to_weight(22000), 1204);
         assert_eq!(cpu_shares_to_weight(262_144), 10_000);
     }
 

@@ -24,6 +24,9 @@ pub enum Error {
     /// A resource this host (or this cgroup version) cannot enforce.
     #[error("{field}: {message}")]
     Unsupported { field: String, message: String },
+    /// A systemd unit that systemd would not start, set or stop.
+    #[error("systemd unit {unit}: {message}")]
+    Systemd { unit: String, message: String },
     /// A value in the spec that is out of range or malformed.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },

@@ -18,6 +18,7 @@ mod path;
 pub mod resources;
 pub mod stats;
 mod sub;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -150,10 +151,17 @@ pub enum Placement {
         unified: Option<PathBuf>,
         /// Directories that creating the cgroup made, parents first.
         created: Vec<PathBuf>,
+        /// The systemd unit the cgroup belongs to, under the systemd driver.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemd: Option<systemd::SystemdUnit>,
     },
     V2 {
         dir: PathBuf,
         created: Vec<PathBuf>,
+        /// The systemd unit the cgroup belongs to, under the systemd driver
+        /// (absent in the state of a cgroupfs container).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemd: Option<systemd::SystemdUnit>,
     },
 }
 
@@ -239,9 +247,36 @@ pub fn create(host: &Host, path: &CgroupsPath) -> Result<Box<dyn Manager>> {
     }
 }
 
-/// Opens the cgroup an earlier `create` made.
+/// Prepares the systemd driver's cgroup: a transient unit that starts when
+/// the init joins it (`join`).
+pub fn create_systemd(host: &Host, opts: &systemd::Options) -> Result<Box<dyn Manager>> {
+    match host {
+        Host::Unified { mount_point } => Ok(Box::new(systemd::Cgroup::create(mount_point, opts)?)),
+        Host::Legacy {
+            hierarchies,
+            unified,
+        } => Ok(Box::new(systemd::Cgroup::create_v1(
+            hierarchies,
+            unified.as_deref(),
+            opts,
+        )?)),
+    }
+}
+
+/// Opens the cgroup an earlier `create` or `create_systemd` made.
 pub fn open(placement: Placement) -> Box<dyn Manager> {
     match placement {
+        Placement::V2 {
+            systemd: Some(ref unit),
+            ..
+        }
+        | Placement::V1 {
+            systemd: Some(ref unit),
+            ..
+        } => {
+            let unit = unit.clone();
+            Box::new(systemd::Cgroup::open(placement, unit))
+        }
         Placement::V2 { .. } => Box::new(v2::Cgroup::open(placement)),
         Placement::V1 { .. } => Box::new(v1::Cgroup::open(placement)),
     }

@@ -73,6 +73,7 @@ impl Cgroup {
                 dirs,
                 unified: unified_dir,
                 created,
+                systemd: None,
             },
         })
     }
@@ -588,6 +589,7 @@ mod tests {
             dirs,
             unified: None,
             created: vec![],
+            systemd: None,
         })
     }
 

@@ -37,7 +37,11 @@ impl Cgroup {
             fsutil::check_new(&[dir.as_path()], &created)?;
         }
         Ok(Cgroup {
-            placement: Placement::V2 { dir, created },
+            placement: Placement::V2 {
+                dir,
+                created,
+                systemd: None,
+            },
         })
     }
 
@@ -404,6 +408,7 @@ mod tests {
         let cg = Cgroup::open(Placement::V2 {
             dir,
             created: vec![],
+            systemd: None,
         });
         (tmp, cg)
     }

@@ -44,6 +44,10 @@ pub struct CreateOptions {
     /// (when the spec sets no limits), `Some(false)` makes cgroups even
     /// when berth is not root; `None` decides by berth's uid.
     pub rootless_cgroups: Option<bool>,
+    /// The systemd cgroup driver (`--systemd-cgroup`): the cgroup is a
+    /// transient unit that systemd makes, on the user's systemd when berth
+    /// runs unprivileged.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its init waits on the exec fifo.
@@ -77,7 +81,8 @@ struct Plan {
     /// A cgroup berth is not allowed to make is no error (see
     /// [`CreateOptions::rootless_cgroups`]).
     rootless_cgroups: bool,
-    cgroups_path: CgroupsPath,
+    /// Where the cgroup goes, as the chosen driver reads linux.cgroupsPath.
+    driver: CgroupDriver,
     /// The limits and device rules to write.
     resources: LinuxResources,
     namespaces: NamespacePlan,
@@ -112,17 +117,33 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     }
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
     check_rootless(&linux)?;
+    let driver = if opts.systemd_cgroup {
+        let user = !rustix::process::geteuid().is_root();
+        let path = linux
+            .cgroups_path()
+            .as_deref()
+            .map(cgroups_path_text)
+            .transpose()?;
+        berth_cgroups::systemd::UnitPath::parse(path, id, user).ctx(|| "cgroups")?;
+        CgroupDriver::Systemd { user }
+    } else {
+        CgroupDriver::Cgroupfs(
+            CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?,
+        )
+    };
     let rootless_cgroups = opts
         .rootless_cgroups
         .unwrap_or_else(|| !rustix::process::geteuid().is_root() || in_user_namespace());
-    let host = if manages_cgroups(&linux, opts.rootless_cgroups) {
+    // An unprivileged berth has a cgroup only through its user's systemd.
+    let host = if opts.systemd_cgroup || manages_cgroups(&linux, opts.rootless_cgroups) {
         Some(Host::detect().ctx(|| "cgroups")?)
     } else {
         None
     };
-    let cgroups_path =
-        CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?;
-    let namespaces = NamespacePlan::new(&linux, matches!(host, Some(Host::Unified { .. })));
+    // A systemd unit is started with the init in it: the clone cannot
+    // place the init in a cgroup that does not exist yet.
+    let clone_into_cgroup = matches!(host, Some(Host::Unified { .. })) && !opts.systemd_cgroup;
+    let namespaces = NamespacePlan::new(&linux, clone_into_cgroup);
     namespaces.check_paths()?;
     Ok(Plan {
         resources: effective_resources(&linux),
@@ -132,7 +153,7 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
         seccomp,
         host,
         rootless_cgroups,
-        cgroups_path,
+        driver,
         namespaces,
     })
 }
@@ -162,6 +183,14 @@ fn in_user_namespace() -> bool {
         let fields: Vec<&str> = map.split_whitespace().collect();
         fields != ["0", "0", "4294967295"]
     })
+}
+
+enum CgroupDriver {
+    Cgroupfs(CgroupsPath),
+    /// A transient unit; `user`: the user's own systemd (rootless).
+    Systemd {
+        user: bool,
+    },
 }
 
 /// What `create` made before the init: removed again on drop unless the
@@ -255,7 +284,27 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
         pidfd_socket,
     };
     if let Some(host) = &plan.host {
-        match berth_cgroups::create(host, &plan.cgroups_path) {
+        let cgroup = match &plan.driver {
+            CgroupDriver::Cgroupfs(path) => berth_cgroups::create(host, path),
+            CgroupDriver::Systemd { user } => {
+                let linux = &plan.linux;
+                let path = linux
+                    .cgroups_path()
+                    .as_deref()
+                    .map(cgroups_path_text)
+                    .transpose()?;
+                berth_cgroups::create_systemd(
+                    host,
+                    &berth_cgroups::systemd::Options {
+                        cgroups_path: path,
+                        id,
+                        user: *user,
+                        annotations: plan.bundle.spec.annotations().as_ref(),
+                    },
+                )
+            }
+        };
+        match cgroup {
             Ok(cgroup) => {
                 if let Err(e) = check_cgroup_unused(cgroup.as_ref()) {
                     // The cgroup is someone else's: only what this create
@@ -506,6 +555,16 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx(|| format!("--pid-file {}", path.display()))?;
     crate::atomic_file::write(&path, pid.to_string().as_bytes())
         .ctx(|| format!("--pid-file {}", path.display()))
+}
+
+/// linux.cgroupsPath as the text the systemd driver reads.
+fn cgroups_path_text(path: &Path) -> Result<&str> {
+    path.to_str().ok_or_else(|| {
+        Error::spec(
+            "linux.cgroupsPath",
+            format!("{path:?} is not UTF-8 (systemd unit names are ASCII)"),
+        )
+    })
 }
 
 /// Whether this berth can manage cgroups: as root, or when told to by
