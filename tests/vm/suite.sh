@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# tests/vm/suite.sh [ARG...]: runs berth's whole test suite, every test
+# binary of `cargo test --workspace`, inside the systemd machine of
+# tests/vm/run.sh (systemd as pid 1, pure cgroup v2). As root on the host.
+#
+#   tests/vm/suite.sh                  # everything
+#   tests/vm/suite.sh cgroups          # ARGs go to each test binary: a filter
+#
+# The binaries are built here (cargo is not in the guest) and run there
+# from the shared tree, each in its package's directory as cargo runs
+# them; doc tests are left out (they need rustdoc). Each binary's output
+# streams here; a summary follows: tests passed, failed, ignored, and the
+# tests that said why they skip (common::runs_here). Exit status: 0 when
+# every binary passed, 1 otherwise, run.sh's 124/125 when the machine
+# failed. BERTH_VM_* variables pass on to run.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd -P)
+repo=$(cd "$here/../.." && pwd -P)
+
+if [ "${1-}" = --in-guest ]; then
+  shift
+  list=$1
+  shift
+  passed=0 failed=0 ignored=0 broken=()
+  log=$(mktemp /tmp/berth-suite.XXXXXX)
+  : >"$log.skipped"
+  count() {
+    local n
+    n=$(sed -n "s/.* \([0-9]\{1,\}\) $1.*/\1/p" <<<"$summary")
+    echo "${n:-0}"
+  }
+  # The list on its own descriptor: the tests get the guest's stdin.
+  while read -r -u 3 dir binary; do
+    name=${binary#"$repo"/}
+    echo "=== $name"
+    status=0
+    (cd "$dir" && RUST_BACKTRACE=1 "$binary" "$@") 2>&1 | tee "$log" || status=$?
+    summary=$(grep '^test result:' "$log" | tail -n1 || true)
+    if [ -z "$summary" ] || [ "$status" != 0 ]; then
+      broken+=("$name (exit $status)")
+    fi
+    passed=$((passed + $(count passed)))
+    failed=$((failed + $(count failed)))
+    ignored=$((ignored + $(count ignored)))
+    grep '^SKIPPED ' "$log" >>"$log.skipped" || true
+  done 3<"$list"
+  echo
+  echo "=== summary (guest: $(uname -r), cgroup $(stat -f -c %T /sys/fs/cgroup), pid 1 $(ps -p 1 -o comm=))"
+  echo "passed $passed, failed $failed, ignored $ignored, skipped with a reason $(wc -l <"$log.skipped")"
+  sed 's/^/  /' "$log.skipped"
+  rm -f "$log" "$log.skipped"
+  if [ ${#broken[@]} -gt 0 ]; then
+    printf 'FAILED: %s\n' "${broken[@]}"
+    exit 1
+  fi
+  exit 0
+fi
+
+cd "$repo"
+out=$repo/target/vm-suite
+mkdir -p "$out"
+# One line per test binary: the directory cargo runs it in (its
+# package's) and its path, from cargo's own account of what it built.
+cargo test --workspace --locked --no-run --message-format=json 2>"$out/build.log" |
+  grep '"executable":"/' | grep '"test":true},"features"' |
+  sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p' \
+    >"$out/binaries" || { cat "$out/build.log" >&2; exit 1; }
+[ -s "$out/binaries" ] || { cat "$out/build.log" >&2; echo "suite: cargo built no test binaries" >&2; exit 1; }
+exec "$here/run.sh" -- "$here/suite.sh" --in-guest "$out/binaries" "$@"
