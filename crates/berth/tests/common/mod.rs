@@ -57,6 +57,12 @@ pub fn runs_here(can: bool, reason: &str) -> bool {
     can
 }
 
+/// A pure cgroup v2 host: the cgroup2 hierarchy mounted at /sys/fs/cgroup
+/// (tests/vm/suite.sh runs the tests on one), not v1 controllers there.
+pub fn host_is_cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// A unique container id: the tag, this process and a counter.
 pub fn unique_id(tag: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
