@@ -5,7 +5,10 @@
 # engines), then Kubernetes' path, pods through containerd's CRI plugin
 # (tests/cri/run.sh, which installs what it needs), then the benchmark
 # harness in its short mode, only to prove it works (the numbers are in
-# BENCHMARKS.md). As root.
+# BENCHMARKS.md), and last the whole suite again inside a booted Debian 12
+# machine with systemd as pid 1 and pure cgroup v2 (tests/vm/suite.sh; its
+# image is built once, a few minutes, and kept in /var/cache/berth-vm).
+# As root.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -19,3 +22,4 @@ BERTH="$PWD/target/debug/berth" tests/cri/run.sh
 bench_out=$(mktemp -d /tmp/berth-bench-ci.XXXXXX)
 BERTH="$PWD/target/debug/berth" bench/run.sh --quick --out "$bench_out" >/dev/null
 rm -rf "$bench_out"
+tests/vm/suite.sh
