@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# tests/vm/suite.sh [ARG...]: runs berth's whole test suite, every test
-# binary of `cargo test --workspace`, inside the systemd machine of
-# tests/vm/run.sh (systemd as pid 1, pure cgroup v2). As root on the host.
+# tests/vm/suite.sh [--systemd-cgroup] [ARG...]: runs berth's whole test
+# suite, every test binary of `cargo test --workspace`, inside the systemd
+# machine of tests/vm/run.sh (systemd as pid 1, pure cgroup v2). As root on
+# the host.
 #
-#   tests/vm/suite.sh                  # everything
+#   tests/vm/suite.sh                  # everything, cgroupfs driver
+#   tests/vm/suite.sh --systemd-cgroup # everything, berth --systemd-cgroup
 #   tests/vm/suite.sh cgroups          # ARGs go to each test binary: a filter
+#
+# --systemd-cgroup sets BERTH_TEST_CGROUP_DRIVER=systemd for the tests,
+# which then pass --systemd-cgroup to every berth they run (common::Berth).
 #
 # The binaries are built here (cargo is not in the guest) and run there
 # from the shared tree, each in its package's directory as cargo runs
@@ -19,9 +24,9 @@ here=$(cd "$(dirname "$0")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 
 if [ "${1-}" = --in-guest ]; then
-  shift
-  list=$1
-  shift
+  list=$2
+  export BERTH_TEST_CGROUP_DRIVER=$3
+  shift 3
   passed=0 failed=0 ignored=0 broken=()
   log=$(mktemp /tmp/berth-suite.XXXXXX)
   : >"$log.skipped"
@@ -46,7 +51,7 @@ if [ "${1-}" = --in-guest ]; then
     grep '^SKIPPED ' "$log" >>"$log.skipped" || true
   done 3<"$list"
   echo
-  echo "=== summary (guest: $(uname -r), cgroup $(stat -f -c %T /sys/fs/cgroup), pid 1 $(ps -p 1 -o comm=))"
+  echo "=== summary ($BERTH_TEST_CGROUP_DRIVER driver; guest: kernel $(uname -r), $(stat -f -c %T /sys/fs/cgroup) at /sys/fs/cgroup, pid 1 $(ps -p 1 -o comm=))"
   echo "passed $passed, failed $failed, ignored $ignored, skipped with a reason $(wc -l <"$log.skipped")"
   sed 's/^/  /' "$log.skipped"
   rm -f "$log" "$log.skipped"
@@ -57,6 +62,11 @@ if [ "${1-}" = --in-guest ]; then
   exit 0
 fi
 
+driver=cgroupfs
+if [ "${1-}" = --systemd-cgroup ]; then
+  driver=systemd
+  shift
+fi
 cd "$repo"
 out=$repo/target/vm-suite
 mkdir -p "$out"
@@ -67,4 +77,4 @@ cargo test --workspace --locked --no-run --message-format=json 2>"$out/build.log
   sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p' \
     >"$out/binaries" || { cat "$out/build.log" >&2; exit 1; }
 [ -s "$out/binaries" ] || { cat "$out/build.log" >&2; echo "suite: cargo built no test binaries" >&2; exit 1; }
-exec "$here/run.sh" -- "$here/suite.sh" --in-guest "$out/binaries" "$@"
+exec "$here/run.sh" -- "$here/suite.sh" --in-guest "$out/binaries" "$driver" "$@"

@@ -54,6 +54,21 @@ fn cgroup_dir(berth: &Berth, id: &str, controller: &str) -> PathBuf {
     PathBuf::from(dir["dir"].as_str().unwrap())
 }
 
+/// The container's directory in the cgroup2 hierarchy: its one directory
+/// on a v2 host, the one beside its v1 directories on a hybrid host.
+fn cgroup2_dir(berth: &Berth, id: &str) -> PathBuf {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(berth.root().join(id).join("state.json")).unwrap())
+            .unwrap();
+    let cgroup = &state["cgroup"];
+    let dir = if cgroup["layout"] == "v2" {
+        &cgroup["dir"]
+    } else {
+        &cgroup["unified"]
+    };
+    PathBuf::from(dir.as_str().expect("a cgroup2 directory"))
+}
+
 /// The root of a hierarchy by a v1 controller's name: its own on a v1
 /// host, the cgroup2 one on a v2 host.
 fn hierarchy_root(controller: &str) -> PathBuf {
@@ -132,6 +147,12 @@ fn limits_are_set_and_read_back_inside_and_outside() {
 
 #[test]
 fn cgroups_path_is_read_as_runc_reads_it() {
+    if !runs_here(
+        !systemd_driver(),
+        "cgroupfs paths; tests/systemd.rs reads the systemd driver's",
+    ) {
+        return;
+    }
     let berth = Berth::new();
     let mut bundle = Bundle::new();
     bundle.args(&["sleep", "30"]);
@@ -405,16 +426,21 @@ fn ps_lists_the_containers_processes() {
 
 #[test]
 fn unified_resources_go_to_the_cgroup2_hierarchy() {
-    let Some(root) = cgroup2_root() else {
-        runs_here(false, "this host has no cgroup2 hierarchy");
+    if !runs_here(
+        cgroup2_root().is_some(),
+        "this host has no cgroup2 hierarchy",
+    ) {
         return;
-    };
+    }
     let berth = Berth::new();
     let mut bundle = Bundle::new();
     bundle.args(&["sleep", "30"]);
     bundle.edit(|c| c["linux"]["resources"]["unified"] = json!({"cgroup.max.descendants": "7"}));
     let c = Container::create(&berth, &bundle, &[]);
-    assert_eq!(read(root.join(&c.id).join("cgroup.max.descendants")), "7");
+    assert_eq!(
+        read(cgroup2_dir(&berth, &c.id).join("cgroup.max.descendants")),
+        "7"
+    );
 }
 
 /// Runs `berth run` of `bundle` in a mount namespace whose /sys/fs/cgroup
@@ -487,18 +513,17 @@ fn on_cgroup_v2_unified_limits_and_freeze_work() {
 
 #[test]
 fn hugepage_limits_use_the_cgroup2_hugetlb_when_it_is_there() {
-    let root = cgroup2_root().filter(|root| {
+    let v2_hugetlb = cgroup2_root().is_some_and(|root| {
         read(root.join("cgroup.controllers"))
             .split_whitespace()
             .any(|c| c == "hugetlb")
     });
-    let Some(root) = root else {
-        runs_here(
-            false,
-            "this host's cgroup2 hierarchy has no hugetlb controller",
-        );
+    if !runs_here(
+        v2_hugetlb,
+        "this host's cgroup2 hierarchy has no hugetlb controller",
+    ) {
         return;
-    };
+    }
     if !runs_here(
         !Path::new("/sys/fs/cgroup/hugetlb").exists(),
         "hugetlb is a v1 controller on this host",
@@ -512,7 +537,10 @@ fn hugepage_limits_use_the_cgroup2_hugetlb_when_it_is_there() {
         c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}])
     });
     let c = Container::create(&berth, &bundle, &[]);
-    assert_eq!(read(root.join(&c.id).join("hugetlb.2MB.max")), "4194304");
+    assert_eq!(
+        read(cgroup2_dir(&berth, &c.id).join("hugetlb.2MB.max")),
+        "4194304"
+    );
     let stats: serde_json::Value =
         serde_json::from_str(&berth.ok(&["events", "--stats", &c.id])).unwrap();
     assert_eq!(stats["data"]["hugetlb"]["2MB"]["max"], 4194304);
