@@ -68,13 +68,17 @@ if [ "${1-}" = --systemd-cgroup ]; then
   shift
 fi
 cd "$repo"
-out=$repo/target/vm-suite
+# Beside the binaries (CARGO_TARGET_DIR, if set, must lie inside the tree),
+# one list per driver: a run in the guest reads its list as it goes.
+target=$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd -P)
+case $target/ in "$repo"/*) ;; *) echo "suite: CARGO_TARGET_DIR=$target is outside $repo, which is all the guest sees" >&2; exit 1 ;; esac
+out=$target/vm-suite
 mkdir -p "$out"
 # One line per test binary: the directory cargo runs it in (its
 # package's) and its path, from cargo's own account of what it built.
 cargo test --workspace --locked --no-run --message-format=json 2>"$out/build.log" |
   grep '"executable":"/' | grep '"test":true},"features"' |
   sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p' \
-    >"$out/binaries" || { cat "$out/build.log" >&2; exit 1; }
-[ -s "$out/binaries" ] || { cat "$out/build.log" >&2; echo "suite: cargo built no test binaries" >&2; exit 1; }
-exec "$here/run.sh" -- "$here/suite.sh" --in-guest "$out/binaries" "$driver" "$@"
+    >"$out/binaries-$driver" || { cat "$out/build.log" >&2; exit 1; }
+[ -s "$out/binaries-$driver" ] || { cat "$out/build.log" >&2; echo "suite: cargo built no test binaries" >&2; exit 1; }
+exec "$here/run.sh" -- "$here/suite.sh" --in-guest "$out/binaries-$driver" "$driver" "$@"
