@@ -13,7 +13,8 @@
 #
 # The binaries are built here (cargo is not in the guest) and run there
 # from the shared tree, each in its package's directory as cargo runs
-# them; doc tests are left out (they need rustdoc). Each binary's output
+# them; doc tests are left out (they need rustdoc); a binary still running
+# after 10 minutes is killed and counts as failed. Each binary's output
 # streams here; a summary follows: tests passed, failed, ignored, and the
 # tests that said why they skip (common::runs_here). Exit status: 0 when
 # every binary passed, 1 otherwise, run.sh's 124/125 when the machine
@@ -27,6 +28,7 @@ if [ "${1-}" = --in-guest ]; then
   list=$2
   export BERTH_TEST_CGROUP_DRIVER=$3
   shift 3
+  binary_timeout=600
   passed=0 failed=0 ignored=0 broken=()
   log=$(mktemp /tmp/berth-suite.XXXXXX)
   : >"$log.skipped"
@@ -40,7 +42,9 @@ if [ "${1-}" = --in-guest ]; then
     name=${binary#"$repo"/}
     echo "=== $name"
     status=0
-    (cd "$dir" && RUST_BACKTRACE=1 "$binary" "$@") 2>&1 | tee "$log" || status=$?
+    # A hung test must not take the rest of the suite with it.
+    (cd "$dir" && RUST_BACKTRACE=1 timeout -k 10 "$binary_timeout" "$binary" "$@") 2>&1 | tee "$log" || status=$?
+    [ "$status" = 124 ] && echo "=== $name: killed after $binary_timeout s"
     summary=$(grep '^test result:' "$log" | tail -n1 || true)
     if [ -z "$summary" ] || [ "$status" != 0 ]; then
       broken+=("$name (exit $status)")
