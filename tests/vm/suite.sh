@@ -10,6 +10,8 @@
 #
 # --systemd-cgroup sets BERTH_TEST_CGROUP_DRIVER=systemd for the tests,
 # which then pass --systemd-cgroup to every berth they run (common::Berth).
+# BERTH_VM_SUITE_ONLY="cgroups lifecycle ..." runs only the test binaries of
+# those names (tests/<name>.rs; a crate's unit tests are named after it).
 #
 # The binaries are built here (cargo is not in the guest) and run there
 # from the shared tree, each in its package's directory as cargo runs
@@ -84,5 +86,11 @@ cargo test --workspace --locked --no-run --message-format=json 2>"$out/build.log
   grep '"executable":"/' | grep '"test":true},"features"' |
   sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p' \
     >"$out/binaries-$driver" || { cat "$out/build.log" >&2; exit 1; }
+if [ -n "${BERTH_VM_SUITE_ONLY:-}" ]; then
+  # cargo names a test binary <target name>-<hash>.
+  only=$(tr ' ' '|' <<<"$BERTH_VM_SUITE_ONLY")
+  grep -E "/($only)-[0-9a-f]+\$" "$out/binaries-$driver" >"$out/binaries-$driver.only" || true
+  mv "$out/binaries-$driver.only" "$out/binaries-$driver"
+fi
 [ -s "$out/binaries-$driver" ] || { cat "$out/build.log" >&2; echo "suite: cargo built no test binaries" >&2; exit 1; }
 exec "$here/run.sh" -- "$here/suite.sh" --in-guest "$out/binaries-$driver" "$driver" "$@"
