@@ -191,6 +191,19 @@ impl Berth {
         }
     }
 
+    /// A berth whose state root is `parent/berth`, the default root of a
+    /// berth whose XDG_RUNTIME_DIR is `parent`.
+    pub fn with_root_in(parent: &Path) -> Berth {
+        Berth {
+            root: tempfile::Builder::new()
+                .prefix("berth")
+                .rand_bytes(0)
+                .tempdir_in(parent)
+                .expect("root dir"),
+            binary: PathBuf::from(BERTH),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.root.path()
     }

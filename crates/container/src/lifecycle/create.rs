@@ -131,9 +131,9 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
             CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?,
         )
     };
-    let rootless_cgroups = opts
-        .rootless_cgroups
-        .unwrap_or_else(|| !rustix::process::geteuid().is_root() || in_user_namespace());
+    let rootless_cgroups = opts.rootless_cgroups.unwrap_or_else(|| {
+        !rustix::process::geteuid().is_root() || crate::sys::userns::running_in_one()
+    });
     // An unprivileged berth has a cgroup only through its user's systemd.
     let host = if opts.systemd_cgroup || manages_cgroups(&linux, opts.rootless_cgroups) {
         Some(Host::detect().ctx(|| "cgroups")?)
@@ -174,15 +174,6 @@ impl Plan {
             .is_some_and(berth_cgroups::resources::has_limits);
         self.rootless_cgroups && denied && !limits
     }
-}
-
-/// Whether berth runs in a user namespace other than the initial one,
-/// where even uid 0 may be refused cgroups.
-fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
-        let fields: Vec<&str> = map.split_whitespace().collect();
-        fields != ["0", "0", "4294967295"]
-    })
 }
 
 enum CgroupDriver {
