@@ -188,16 +188,7 @@ impl Store {
             .open_root()?
             .ok_or_else(|| Error::NotFound(id.into()))?;
         let dir = self.dir_of(id);
-        let dir_fd = match rustix::fs::openat(
-            &root,
-            id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", dir.display())),
-        };
+        let dir_fd = open_container_dir(&root, id, &dir)?;
         let state = read_state_at(dir_fd.as_fd(), &dir)?;
         Ok(Container {
             id: id.to_string(),
@@ -318,16 +309,7 @@ pub struct ContainerDir {
 
 impl ContainerDir {
     fn open(root: OwnedFd, id: &str, path: PathBuf) -> Result<ContainerDir> {
-        let fd = match rustix::fs::openat(
-            &root,
-            id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
-        };
+        let fd = open_container_dir(&root, id, &path)?;
         rustix::fs::flock(&fd, FlockOperation::LockExclusive)
             .ctx(|| format!("lock {}", path.display()))?;
         let dir = ContainerDir {
@@ -455,6 +437,21 @@ impl ContainerDir {
                 .ctx(|| format!("remove {}", self.path.display()))?;
         }
         Ok(())
+    }
+}
+
+/// The directory of container `id` under the state root, never through a
+/// symlink; `path` names it in errors.
+fn open_container_dir(root: &OwnedFd, id: &str, path: &Path) -> Result<OwnedFd> {
+    match rustix::fs::openat(
+        root,
+        id,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::NOENT) => Err(Error::NotFound(id.into())),
+        Err(e) => Err(e).ctx(|| format!("open {}", path.display())),
     }
 }
 

@@ -135,15 +135,29 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount_setattr(2) on the whole tree under `target`; rustix has no wrapper.
+/// mount_setattr(2) on the whole tree under `target`.
 pub fn set_attributes_recursively(target: BorrowedFd, set: u64, clear: u64) -> Result<()> {
+    mount_setattr(target, set, clear, true).ctx(|| "mount_setattr")
+}
+
+/// mount_setattr(2) on the mount `target` is (and with `recursive` every
+/// mount below it); rustix has no wrapper.
+pub fn mount_setattr(
+    target: BorrowedFd,
+    set: u64,
+    clear: u64,
+    recursive: bool,
+) -> std::io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
     // SAFETY: attr is a valid mount_attr of the size passed; the path is a
     // NUL-terminated empty string.
     let ret = unsafe {
@@ -157,7 +171,7 @@ pub fn set_attributes_recursively(target: BorrowedFd, set: u64, clear: u64) -> R
         )
     };
     if ret < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "mount_setattr");
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
