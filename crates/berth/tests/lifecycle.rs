@@ -395,18 +395,18 @@ fn create_sends_the_inits_pidfd_to_the_pidfd_socket() {
     let socket = dir.path().join("pidfd.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let id = unique_id("pidfd");
-    let (pidfd, kind) = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_fd(&listener));
-        berth.ok(&[
+    let (pidfd, kind) = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "create",
             "--pidfd-socket",
             socket.to_str().unwrap(),
             "-b",
             bundle.path().to_str().unwrap(),
             &id,
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    );
     let _guard = Container {
         berth: &berth,
         id: id.clone(),

@@ -499,6 +499,20 @@ pub fn receive_fd(listener: &std::os::unix::net::UnixListener) -> (std::os::fd::
     panic!("no fd came over the socket");
 }
 
+/// `berth args`, which must succeed, while another thread takes the fd
+/// berth sends to `listener` (a console or pidfd socket), with its data.
+pub fn ok_receiving_fd(
+    berth: &Berth,
+    listener: &std::os::unix::net::UnixListener,
+    args: &[&str],
+) -> (std::os::fd::OwnedFd, String) {
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| receive_fd(listener));
+        berth.ok(args);
+        receiver.join().unwrap()
+    })
+}
+
 /// The pid a pidfd refers to, from its fdinfo.
 pub fn pid_of_pidfd(pidfd: &std::os::fd::OwnedFd) -> i32 {
     use std::os::fd::AsRawFd;
