@@ -46,6 +46,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {

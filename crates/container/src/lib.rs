@@ -17,6 +17,7 @@ pub mod id;
 pub mod init;
 pub mod lifecycle;
 pub mod lsm;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod signal;

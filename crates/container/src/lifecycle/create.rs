@@ -145,6 +145,13 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     let clone_into_cgroup = matches!(host, Some(Host::Unified { .. })) && !opts.systemd_cgroup;
     let namespaces = NamespacePlan::new(&linux, clone_into_cgroup);
     namespaces.check_paths()?;
+    let has_net_devices = linux.net_devices().as_ref().is_some_and(|d| !d.is_empty());
+    if has_net_devices && namespaces.unshare_flags & libc::CLONE_NEWNET as u64 != 0 {
+        return Err(Error::spec(
+            "linux.netDevices",
+            "berth cannot move network devices into a network namespace made inside a user namespace joined by path",
+        ));
+    }
     Ok(Plan {
         resources: effective_resources(&linux),
         bundle,
