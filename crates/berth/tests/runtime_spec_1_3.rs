@@ -333,3 +333,44 @@ fn bad_net_devices_fail_create_and_move_nothing() {
     );
     assert!(on_the_host(&first));
 }
+
+#[test]
+fn intel_rdt_without_resctrl_fails_create_cleanly() {
+    let resctrl = std::path::Path::new("/sys/fs/resctrl/info").is_dir();
+    if !runs_here(
+        !resctrl,
+        "the host has resctrl (the error is for hosts without)",
+    ) {
+        return;
+    }
+    for rdt in [
+        json!({"closID": "gold", "schemata": ["L3:0=f"]}),
+        json!({"enableMonitoring": true}),
+    ] {
+        let mut bundle = Bundle::new();
+        bundle.edit(|c| c["linux"]["intelRdt"] = rdt.clone());
+        let ran = run(&bundle);
+        assert_ne!(ran.code, 0, "{rdt}");
+        assert!(
+            ran.stderr.contains(
+                "linux.intelRdt: intelRdt is specified in config, but Intel RDT is not enabled"
+            ),
+            "{rdt}: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn a_bad_clos_id_is_refused() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "../x"}));
+    let ran = run(&bundle);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr
+            .contains(r#"linux.intelRdt.closID: invalid intelRdt.closID "../x""#),
+        "{}",
+        ran.stderr
+    );
+}

@@ -15,6 +15,7 @@ pub mod features;
 pub mod hooks;
 pub mod id;
 pub mod init;
+pub mod intelrdt;
 pub mod lifecycle;
 pub mod lsm;
 pub mod netdev;

@@ -145,6 +145,9 @@ fn converse(
     if let Some(devices) = linux.net_devices() {
         crate::netdev::move_into(init.pid(), devices)?;
     }
+    if let Some(group) = cfg.intel_rdt {
+        group.add(init.pid())?;
+    }
     chan.send(&ToChild::Go)?;
     // From here the init works too, and may fail first: its reason, when
     // it sent one, says more than the broken channel or the ESRCH it left.

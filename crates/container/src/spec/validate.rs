@@ -284,11 +284,8 @@ fn validate_linux(linux: &Linux, namespaces: &HashSet<LinuxNamespaceType>) -> Re
             ));
         }
     }
-    if linux.intel_rdt().is_some() {
-        return Err(Error::spec(
-            "linux.intelRdt",
-            "Intel RDT is not supported by berth",
-        ));
+    if let Some(rdt) = linux.intel_rdt() {
+        crate::intelrdt::validate(rdt)?;
     }
     if let Some(policy) = linux.memory_policy() {
         crate::process::mempolicy::MemoryPolicy::from_spec(policy)?;
