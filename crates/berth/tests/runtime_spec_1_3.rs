@@ -260,6 +260,20 @@ fn a_veth_end_moves_in_and_carries_traffic() {
 }
 
 #[test]
+fn an_interface_moves_into_a_container_with_a_user_namespace() {
+    let (_links, dummy) = HostLinks::dummy("bdu");
+    ip(&["address", "add", "192.0.2.77/24", "dev", &dummy]).unwrap();
+    let mut bundle = Bundle::new();
+    bundle.user_namespace(410000, 410000);
+    bundle.sh("ip -o address show dev ctr0");
+    bundle.edit(|c| c["linux"]["netDevices"] = json!({&dummy: {"name": "ctr0"}}));
+    // The namespace is owned by the container's user namespace: berth, root
+    // outside it, moves the interface and adds the address all the same.
+    assert!(run_ok(&bundle).contains("inet 192.0.2.77/24"));
+    assert!(!on_the_host(&dummy));
+}
+
+#[test]
 fn interfaces_stay_in_a_namespace_joined_by_path_after_delete() {
     let netns = NamedNetns::new();
     let (_links, dummy) = HostLinks::dummy("bdp");
