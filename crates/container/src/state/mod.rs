@@ -49,6 +49,9 @@ pub struct State {
     /// The container's cgroup, when berth made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<berth_cgroups::Placement>,
+    /// The container's resctrl groups (linux.intelRdt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intelrdt::RdtGroup>,
     /// The config the container was created from: later commands (hooks at
     /// delete, exec) must not see later edits of the bundle.
     pub config: Spec,
@@ -472,6 +475,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             annotations: HashMap::new(),
             cgroup: None,
+            intel_rdt: None,
             config: Spec::default(),
         }
     }
