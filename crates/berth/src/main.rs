@@ -224,10 +224,19 @@ fn state_root(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::Pa
     if let Some(root) = given {
         return Ok(root);
     }
+    let xdg_runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
     if rustix::process::geteuid().is_root() {
-        return Ok(berth_container::DEFAULT_ROOT.into());
+        // uid 0 of a user namespace that is not root's own (rootless
+        // podman's) cannot write /run: as runc, it keeps its state in the
+        // user's runtime directory when one is given.
+        let rootless_root = berth_container::sys::userns::running_in_one()
+            && std::env::var_os("USER").is_none_or(|user| user != "root");
+        return Ok(match xdg_runtime_dir {
+            Some(dir) if rootless_root => std::path::Path::new(&dir).join("berth"),
+            _ => berth_container::DEFAULT_ROOT.into(),
+        });
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    match xdg_runtime_dir {
         Some(dir) => Ok(std::path::Path::new(&dir).join("berth")),
         None => bail!("XDG_RUNTIME_DIR is not set: give the state root with --root DIR (a directory only this user can write)"),
     }

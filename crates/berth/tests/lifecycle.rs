@@ -16,7 +16,7 @@ fn create_start_and_delete_go_through_every_status() {
     assert_eq!(state["status"], "created");
     assert_eq!(state["id"], c.id.as_str());
     assert_eq!(state["bundle"], bundle.path().to_str().unwrap());
-    assert_eq!(state["ociVersion"], "1.2.0");
+    assert_eq!(state["ociVersion"], "1.3.0");
     assert!(state["created"].as_str().unwrap().ends_with('Z'));
     let pid = state["pid"].as_i64().unwrap();
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
@@ -395,18 +395,18 @@ fn create_sends_the_inits_pidfd_to_the_pidfd_socket() {
     let socket = dir.path().join("pidfd.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let id = unique_id("pidfd");
-    let (pidfd, kind) = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_fd(&listener));
-        berth.ok(&[
+    let (pidfd, kind) = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "create",
             "--pidfd-socket",
             socket.to_str().unwrap(),
             "-b",
             bundle.path().to_str().unwrap(),
             &id,
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    );
     let _guard = Container {
         berth: &berth,
         id: id.clone(),

@@ -15,8 +15,10 @@ pub mod features;
 pub mod hooks;
 pub mod id;
 pub mod init;
+pub mod intelrdt;
 pub mod lifecycle;
 pub mod lsm;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod signal;
@@ -27,7 +29,7 @@ pub mod sys;
 pub use error::{errno_text, Context, Error, Result};
 
 /// The newest runtime-spec version berth implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.3.0";
 
 /// The default state root.
 pub const DEFAULT_ROOT: &str = "/run/berth";

@@ -44,6 +44,8 @@ pub struct InitConfig<'a> {
     pub console: Option<BorrowedFd<'a>>,
     pub exec_fifo: BorrowedFd<'a>,
     pub seccomp: Option<&'a crate::process::seccomp::Filter>,
+    /// The resctrl groups (made) berth puts the init in.
+    pub intel_rdt: Option<&'a crate::intelrdt::RdtGroup>,
 }
 
 /// After `start` the creator is gone: a failure can only be told to the

@@ -70,6 +70,9 @@ fn clean_up(state: &State) -> Result<()> {
         }
         cgroup.destroy().ctx(|| "remove the container's cgroup")?;
     }
+    if let Some(group) = &state.intel_rdt {
+        group.remove()?;
+    }
     if !has(oci_spec::runtime::LinuxNamespaceType::Mount) {
         rootfs::detach_host_mounts(&state.rootfs)?;
     }

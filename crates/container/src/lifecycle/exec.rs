@@ -358,6 +358,9 @@ fn spawn(plan: &Plan, prepared: &Prepared, opts: &ExecOptions) -> Result<Child> 
             .join(child.pid(), plan.sub_cgroup.as_ref())
             .ctx(|| "join the container's cgroup")?;
     }
+    if let Some(group) = &plan.state.intel_rdt {
+        group.add(child.pid())?;
+    }
     // Without an execCPUAffinity the process must not keep berth's own
     // (a pinned engine's): all CPUs, as runc does.
     let affinity = plan.process.exec_cpu_affinity().as_ref();

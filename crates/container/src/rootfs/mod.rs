@@ -88,10 +88,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
     let made = mounts::mount_all(&ctx, &spec_mounts)?;
     let dev_is_bound = spec_mounts.iter().any(|m| {
         target::in_root(m.destination()) == Path::new("dev")
-            && mounts::is_bind(
-                m,
-                &options::parse(m.options().as_deref().unwrap_or_default()),
-            )
+            && options::parse(m.options().as_deref().unwrap_or_default()).is_bind(m)
     });
     if !dev_is_bound {
         devices::populate(
@@ -236,7 +233,7 @@ pub fn bind_sources(
                 (Some(uid), Some(gid)) if !uid.is_empty() => Some((uid, gid)),
                 _ => None,
             };
-            if !mounts::is_bind(m, &opts) || (idmap.is_none() && !clone_all) {
+            if !opts.is_bind(m) || (idmap.is_none() && !clone_all) {
                 return Ok(None);
             }
             let source = m.source().as_deref().unwrap_or(Path::new(""));

@@ -15,10 +15,6 @@ use super::BindSource;
 use crate::sys;
 use crate::{Context, Error, Result};
 
-pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
-    m.typ().as_deref() == Some("bind") || opts.bind
-}
-
 /// Mounts every entry of `mounts`, in order; returns the mounts made, by
 /// index (a descriptor of each, to change it later without a path).
 pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<Vec<OwnedFd>> {
@@ -40,7 +36,7 @@ fn mount_one(ctx: &MountContext, m: &Mount, ready: Option<&BindSource>) -> Resul
     }
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     super::proc_guard::check(ctx.root, m, &dest, &opts)?;
-    if is_bind(m, &opts) {
+    if opts.is_bind(m) {
         return bind(ctx, m, &dest, &opts, ready);
     }
     match m.typ().as_deref().unwrap_or("") {

@@ -26,6 +26,13 @@ pub struct MountOptions {
     pub copy_up: bool,
 }
 
+impl MountOptions {
+    /// Whether mount `m`, with these options, is a bind mount.
+    pub fn is_bind(&self, m: &oci_spec::runtime::Mount) -> bool {
+        m.typ().as_deref() == Some("bind") || self.bind
+    }
+}
+
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;

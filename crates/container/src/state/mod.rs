@@ -51,6 +51,9 @@ pub struct State {
     /// The container's cgroup, when berth made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<berth_cgroups::Placement>,
+    /// The container's resctrl groups (linux.intelRdt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intelrdt::RdtGroup>,
     /// The config the container was created from: later commands (hooks at
     /// delete, exec) must not see later edits of the bundle.
     pub config: Spec,
@@ -190,16 +193,7 @@ impl Store {
             .open_root()?
             .ok_or_else(|| Error::NotFound(id.into()))?;
         let dir = self.dir_of(id);
-        let dir_fd = match rustix::fs::openat(
-            &root,
-            id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", dir.display())),
-        };
+        let dir_fd = open_container_dir(&root, id, &dir)?;
         let state = read_state_at(dir_fd.as_fd(), &dir)?;
         Ok(Container {
             id: id.to_string(),
@@ -320,16 +314,7 @@ pub struct ContainerDir {
 
 impl ContainerDir {
     fn open(root: OwnedFd, id: &str, path: PathBuf) -> Result<ContainerDir> {
-        let fd = match rustix::fs::openat(
-            &root,
-            id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
-        };
+        let fd = open_container_dir(&root, id, &path)?;
         rustix::fs::flock(&fd, FlockOperation::LockExclusive)
             .ctx(|| format!("lock {}", path.display()))?;
         let dir = ContainerDir {
@@ -493,6 +478,21 @@ impl ContainerDir {
     }
 }
 
+/// The directory of container `id` under the state root, never through a
+/// symlink; `path` names it in errors.
+fn open_container_dir(root: &OwnedFd, id: &str, path: &Path) -> Result<OwnedFd> {
+    match rustix::fs::openat(
+        root,
+        id,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::NOENT) => Err(Error::NotFound(id.into())),
+        Err(e) => Err(e).ctx(|| format!("open {}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +510,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             annotations: HashMap::new(),
             cgroup: None,
+            intel_rdt: None,
             config: Spec::default(),
         }
     }

@@ -63,7 +63,7 @@ pub fn idmapped_tree(
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    mount_setattr(tree.as_fd(), recursive, &attr).ctx(|| "idmap the mount (mount_setattr)")?;
+    mount_setattr_with(tree.as_fd(), recursive, &attr).ctx(|| "idmap the mount (mount_setattr)")?;
     Ok(tree)
 }
 
@@ -204,7 +204,7 @@ pub fn set_propagation_of(mount: BorrowedFd, flags: u64) -> Result<()> {
         propagation: flags & !libc::MS_REC,
         userns_fd: 0,
     };
-    mount_setattr(mount, flags & libc::MS_REC != 0, &attr)
+    mount_setattr_with(mount, flags & libc::MS_REC != 0, &attr)
         .ctx(|| format!("set propagation {flags:#x}"))
 }
 
@@ -217,9 +217,30 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount_setattr(2) on the mount `target` is, on its submounts too when
-/// `recursive`; rustix has no wrapper.
-fn mount_setattr(target: BorrowedFd, recursive: bool, attr: &MountAttr) -> std::io::Result<()> {
+/// mount_setattr(2) on the mount `target` is (and with `recursive` every
+/// mount below it): sets `set` and clears `clear`.
+pub fn mount_setattr(
+    target: BorrowedFd,
+    set: u64,
+    clear: u64,
+    recursive: bool,
+) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr_with(target, recursive, &attr)
+}
+
+/// mount_setattr(2) with a whole mount_attr (id map, propagation); rustix
+/// has no wrapper.
+fn mount_setattr_with(
+    target: BorrowedFd,
+    recursive: bool,
+    attr: &MountAttr,
+) -> std::io::Result<()> {
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: attr is a valid mount_attr of the size passed; the path is a
     // NUL-terminated empty string.
@@ -245,13 +266,7 @@ pub fn set_attributes(target: BorrowedFd, set: u64, clear: u64, recursive: bool)
     if set == 0 && clear == 0 {
         return Ok(());
     }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    mount_setattr(target, recursive, &attr)
+    mount_setattr(target, set, clear, recursive)
         .ctx(|| format!("mount_setattr (set {set:#x}, clear {clear:#x})"))
 }
 
