@@ -163,6 +163,9 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     if let Err(e) = wait_for_start(cfg.exec_fifo) {
         late_failure(e, 1);
     }
+    if let Err(e) = prepared.load_late_filter() {
+        late_failure(e, 1);
+    }
     let start_hooks = hooks.start_container().as_deref().unwrap_or_default();
     if let Err(e) = hooks::run_all("startContainer", start_hooks, &state) {
         late_failure(e, 1);

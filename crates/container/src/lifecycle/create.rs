@@ -303,7 +303,13 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
     };
     if let Some(host) = &plan.host {
         let cgroup = match &plan.driver {
-            CgroupDriver::Cgroupfs(path) => berth_cgroups::create(host, path),
+            CgroupDriver::Cgroupfs(path) => {
+                // Noted first: a create killed while or after making it
+                // leaves a cgroup `delete` can find.
+                let planned = berth_cgroups::planned(host, path).ctx(|| "cgroups")?;
+                prepared.dir().write_cgroup_plan(&planned)?;
+                berth_cgroups::create(host, path)
+            }
             CgroupDriver::Systemd { user } => {
                 let linux = &plan.linux;
                 let path = linux

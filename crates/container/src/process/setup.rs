@@ -34,13 +34,21 @@ pub struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
+    /// Loads the filter that waited for no_new_privs, if it is not loaded
+    /// yet. The init does it before the startContainer hooks, as runc does:
+    /// they run under the filter the program will.
+    pub fn load_late_filter(&mut self) -> Result<()> {
+        match self.late_seccomp.take() {
+            Some(filter) => filter.load().map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// Loads the late filter and replaces this process with the program;
     /// returns only on failure.
-    pub fn exec(self) -> Error {
-        if let Some(filter) = self.late_seccomp {
-            if let Err(e) = filter.load() {
-                return e;
-            }
+    pub fn exec(mut self) -> Error {
+        if let Err(e) = self.load_late_filter() {
+            return e;
         }
         // berth ignores SIGPIPE (as every Rust program does); the user's
         // process starts with the default.

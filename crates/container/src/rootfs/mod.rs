@@ -85,7 +85,7 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
             }
             readonly
         });
-    mounts::mount_all(&ctx, &spec_mounts)?;
+    let made = mounts::mount_all(&ctx, &spec_mounts)?;
     let dev_is_bound = spec_mounts.iter().any(|m| {
         target::in_root(m.destination()) == Path::new("dev")
             && options::parse(m.options().as_deref().unwrap_or_default()).is_bind(m)
@@ -98,9 +98,15 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         )?;
     }
     if readonly_dev {
-        let dev = root.resolve(Path::new("dev")).ctx(|| "resolve /dev")?;
-        let flags = sys::mount_flags(dev.as_fd())? | libc::MS_RDONLY;
-        sys::remount_bind(dev.as_fd(), flags).ctx(|| "make /dev read-only")?;
+        // The /dev tmpfs made writable above, by its descriptor.
+        let dev = spec_mounts
+            .iter()
+            .position(|m| target::in_root(m.destination()) == Path::new("dev"))
+            .map(|i| &made[i]);
+        if let Some(dev) = dev {
+            sys::set_attributes(dev.as_fd(), options::MOUNT_ATTR_RDONLY, 0, false)
+                .ctx(|| "make /dev read-only")?;
+        }
     }
     make_cwd(&root, cfg.spec)?;
     let dev_null = masked::open_dev_null()?;

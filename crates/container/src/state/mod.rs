@@ -28,6 +28,8 @@ pub use status::{is_alive, ProcStat, Status};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where `create` notes the cgroup it is about to make, before making it.
+pub const CGROUP_PLAN: &str = "cgroup-plan.json";
 
 /// What berth records of a created container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -369,7 +371,40 @@ impl ContainerDir {
     pub fn write_state(&self, state: &State) -> Result<()> {
         let json =
             serde_json::to_vec(state).map_err(|e| Error::Message(format!("encode state: {e}")))?;
-        let tmp = "state.json.tmp";
+        self.replace_file(STATE_FILE, &json)
+    }
+
+    /// Notes the cgroup `create` is about to make (atomically, before it
+    /// makes any of it): a create killed before it recorded the container
+    /// leaves a cgroup that `delete` finds here.
+    pub fn write_cgroup_plan(&self, placement: &berth_cgroups::Placement) -> Result<()> {
+        let json = serde_json::to_vec(placement)
+            .map_err(|e| Error::Message(format!("encode the cgroup plan: {e}")))?;
+        self.replace_file(CGROUP_PLAN, &json)
+    }
+
+    /// The cgroup a create noted with [`Self::write_cgroup_plan`], if any.
+    pub fn cgroup_plan(&self) -> Result<Option<berth_cgroups::Placement>> {
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            CGROUP_PLAN,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("open {}/{CGROUP_PLAN}", self.path.display())),
+        };
+        serde_json::from_reader(fs::File::from(fd))
+            .map(Some)
+            .map_err(|e| Error::Message(format!("{}/{CGROUP_PLAN}: {e}", self.path.display())))
+    }
+
+    /// Replaces the file `name` of the directory with `contents`, through a
+    /// temporary renamed over it.
+    fn replace_file(&self, name: &str, contents: &[u8]) -> Result<()> {
+        let tmp = format!("{name}.tmp");
+        let tmp = tmp.as_str();
         let fd = rustix::fs::openat(
             &self.fd,
             tmp,
@@ -378,9 +413,9 @@ impl ContainerDir {
         )
         .ctx(|| format!("write {}/{tmp}", self.path.display()))?;
         fs::File::from(fd)
-            .write_all(&json)
+            .write_all(contents)
             .ctx(|| format!("write {}/{tmp}", self.path.display()))?;
-        rustix::fs::renameat(&self.fd, tmp, &self.fd, STATE_FILE)
+        rustix::fs::renameat(&self.fd, tmp, &self.fd, name)
             .ctx(|| format!("rename {}/{tmp}", self.path.display()))
     }
 
