@@ -9,6 +9,7 @@
 
 pub mod atomic_file;
 pub mod cdi;
+pub mod criu;
 mod error;
 pub mod features;
 pub mod hooks;
