@@ -61,20 +61,20 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
 
 /// What `create` will do, read from the bundle and the host: nothing is
 /// made yet.
-struct Plan {
-    bundle: Bundle,
-    linux: Linux,
-    terminal: bool,
+pub(super) struct Plan {
+    pub(super) bundle: Bundle,
+    pub(super) linux: Linux,
+    pub(super) terminal: bool,
     seccomp: Option<seccomp::Filter>,
     /// The host's cgroup layout, when berth manages cgroups.
-    host: Option<Host>,
-    cgroups_path: CgroupsPath,
+    pub(super) host: Option<Host>,
+    pub(super) cgroups_path: CgroupsPath,
     /// The limits and device rules to write.
-    resources: LinuxResources,
+    pub(super) resources: LinuxResources,
     namespaces: NamespacePlan,
 }
 
-fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
+pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     id::validate(id)?;
     let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
     if let Some(process) = bundle.spec.process_mut() {

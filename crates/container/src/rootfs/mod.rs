@@ -19,6 +19,7 @@ use oci_spec::runtime::Spec;
 
 use crate::{sys, Context, Error, Result};
 
+pub use mounts::is_bind;
 pub use options::{known_options, parse as parse_mount_options, propagation_flag, MountOptions};
 pub use pivot::Entry;
 
