@@ -56,7 +56,9 @@ pub fn version() -> Result<u32> {
         },
         &mut |_, _| Ok(()),
     )?;
-    swrk.finish()?;
+    // Done with it: dropping it ends it (criu swrk may wait for another
+    // request, and fail once the socket closes).
+    drop(swrk);
     let v = resp
         .version
         .ok_or_else(|| Error::Message("criu answered `version` without one".into()))?;
@@ -96,7 +98,7 @@ pub fn check_features(wanted: &Features) -> Result<()> {
         },
         &mut |_, _| Ok(()),
     )?;
-    swrk.finish()?;
+    drop(swrk);
     let have = resp.features.unwrap_or_default();
     let mut missing = Vec::new();
     if wanted.mem_track == Some(true) && have.mem_track != Some(true) {

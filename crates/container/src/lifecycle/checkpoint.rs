@@ -238,7 +238,9 @@ fn check_parent_path(opts: &CheckpointOptions) -> Result<Option<PathBuf>> {
             parent.display()
         )));
     }
-    let real = opts.criu.image_path.join(parent);
+    // Resolved as CRIU will, from the image directory, which may not exist
+    // yet: its ".." are taken lexically.
+    let real = lexical_join(&opts.criu.image_path, parent);
     match std::fs::metadata(&real) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -256,6 +258,21 @@ fn check_parent_path(opts: &CheckpointOptions) -> Result<Option<PathBuf>> {
         )));
     }
     Ok(Some(parent.clone()))
+}
+
+/// `base` joined with `rel`, each ".." of `rel` removing a component.
+fn lexical_join(base: &Path, rel: &Path) -> PathBuf {
+    let mut joined = base.to_path_buf();
+    for part in rel.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                joined.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => joined.push(other),
+        }
+    }
+    joined
 }
 
 /// A network or pid namespace the container joined by path is left out of

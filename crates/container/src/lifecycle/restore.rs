@@ -97,13 +97,15 @@ pub fn restore(store: &Store, id: &str, opts: &RestoreOptions) -> Result<i32> {
     req_opts.rst_sibling = Some(true);
     req_opts.evasive_devices = Some(true);
     req_opts.ext_mnt = restore_mounts(&plan, placement.as_ref());
-    req_opts.inherit_fd = stdio_inherits(&descriptors);
+    let (stdio, stdio_opened) = stdio_inherits(&descriptors)?;
+    req_opts.inherit_fd = stdio;
     req_opts.inherit_fd.extend(namespaces.inherits());
     req_opts.join_ns = namespaces.joins;
 
     let mut keep: Vec<BorrowedFd> = vec![images.as_fd()];
     keep.extend(work.as_ref().map(|w| w.as_fd()));
     keep.extend(namespaces.external.iter().map(|(_, fd)| fd.as_fd()));
+    keep.extend(stdio_opened.iter().map(|fd| fd.as_fd()));
     let mut swrk = Swrk::start(&keep)?;
     if let Some(cgroup) = &made.cgroup {
         cgroup
@@ -186,9 +188,12 @@ pub fn restore(store: &Store, id: &str, opts: &RestoreOptions) -> Result<i32> {
                 .into(),
         ));
     };
-    // Restored: keep the tree, the cgroup and the state dir.
+    // Restored: keep the tree, the cgroup and the state dir (its lock is
+    // let go once the bind CRIU used is gone).
     made.cgroup = None;
+    let dir = made.dir.take();
     drop(made);
+    drop(dir);
     let Some(foreground) = foreground else {
         return Ok(0);
     };
@@ -270,18 +275,46 @@ fn read_image_dir(path: &Path) -> Result<Vec<String>> {
 
 /// Each of the init's stdio that was a pipe or an external file is
 /// replaced by berth's own fd of that number (criu inherits berth's
-/// stdio).
-fn stdio_inherits(descriptors: &[String]) -> Vec<InheritFd> {
-    descriptors
-        .iter()
-        .enumerate()
-        .take(3)
-        .filter(|(_, d)| d.starts_with("pipe:") || d.starts_with("file["))
-        .map(|(fd, d)| InheritFd {
-            key: d.clone(),
-            fd: fd as i32,
-        })
-        .collect()
+/// stdio). CRIU seeks an external file to where it was, which a pipe or
+/// a terminal refuses: such an fd of berth's is given as /dev/null
+/// instead, returned to be kept open for CRIU.
+fn stdio_inherits(descriptors: &[String]) -> Result<(Vec<InheritFd>, Vec<OwnedFd>)> {
+    let mut inherits = Vec::new();
+    let mut opened = Vec::new();
+    for (fd, key) in descriptors.iter().enumerate().take(3) {
+        let fd = fd as i32;
+        if key.starts_with("pipe:") {
+            inherits.push(InheritFd {
+                key: key.clone(),
+                fd,
+            });
+        } else if key.starts_with("file[") {
+            // SAFETY: 0, 1 and 2 stay open for as long as berth runs.
+            let ours = unsafe { BorrowedFd::borrow_raw(fd) };
+            let seekable = rustix::fs::seek(ours, rustix::fs::SeekFrom::Current(0)).is_ok();
+            let fd = if seekable {
+                fd
+            } else {
+                tracing::warn!(
+                    "the restored init's fd {fd} was a file; berth's is not seekable, so it gets /dev/null"
+                );
+                let null = rustix::fs::open(
+                    "/dev/null",
+                    rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .ctx(|| "open /dev/null")?;
+                let raw = null.as_raw_fd();
+                opened.push(null);
+                raw
+            };
+            inherits.push(InheritFd {
+                key: key.clone(),
+                fd,
+            });
+        }
+    }
+    Ok((inherits, opened))
 }
 
 /// The namespaces the spec joins by path: network and pid ones are handed
