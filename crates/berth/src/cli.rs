@@ -409,6 +409,14 @@ pub struct CheckpointCmd {
     /// A previous pre-dump, relative to --image-path.
     #[arg(long)]
     pub parent_path: Option<PathBuf>,
+    /// With --lazy-pages: CRIU's page server listens here
+    /// (ADDRESS:PORT), serving the memory to the restoring host.
+    #[arg(long)]
+    pub page_server: Option<String>,
+    /// With --lazy-pages: CRIU writes a byte to this open fd once its page
+    /// server is ready (the dump goes on until the memory is fetched).
+    #[arg(long)]
+    pub status_fd: Option<i32>,
 }
 
 #[derive(Debug, Args)]

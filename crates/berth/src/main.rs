@@ -375,12 +375,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             leave_running,
             pre_dump,
             parent_path,
+            page_server,
+            status_fd,
         }) => {
             let opts = lifecycle::CheckpointOptions {
                 criu: criu_options(criu)?,
                 leave_running,
                 pre_dump,
                 parent_path,
+                page_server,
+                status_fd,
             };
             lifecycle::checkpoint(&store, &id, &opts)?;
         }

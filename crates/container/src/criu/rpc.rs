@@ -37,6 +37,14 @@ pub mod cg_mode {
 }
 
 #[derive(Clone, PartialEq, Message)]
+pub struct PageServerInfo {
+    #[prost(string, optional, tag = "1")]
+    pub address: Option<String>,
+    #[prost(int32, optional, tag = "2")]
+    pub port: Option<i32>,
+}
+
+#[derive(Clone, PartialEq, Message)]
 pub struct ExtMountMap {
     #[prost(string, required, tag = "1")]
     pub key: String,
@@ -90,6 +98,8 @@ pub struct Opts {
     pub log_level: Option<i32>,
     #[prost(string, optional, tag = "10")]
     pub log_file: Option<String>,
+    #[prost(message, optional, tag = "11")]
+    pub ps: Option<PageServerInfo>,
     #[prost(bool, optional, tag = "12")]
     pub notify_scripts: Option<bool>,
     #[prost(string, optional, tag = "13")]
@@ -124,6 +134,8 @@ pub struct Opts {
     pub freeze_cgroup: Option<String>,
     #[prost(bool, optional, tag = "48")]
     pub lazy_pages: Option<bool>,
+    #[prost(int32, optional, tag = "49")]
+    pub status_fd: Option<i32>,
     #[prost(bool, optional, tag = "50")]
     pub orphan_pts_master: Option<bool>,
 }

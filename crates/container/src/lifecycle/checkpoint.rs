@@ -6,7 +6,7 @@
 //! init's stdio is written to descriptors.json so that `restore` can hand
 //! the new pipes in their place.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -144,6 +144,11 @@ pub struct CheckpointOptions {
     pub pre_dump: bool,
     /// A previous (pre-)dump, relative to the image directory.
     pub parent_path: Option<PathBuf>,
+    /// With lazy pages: where CRIU's page server listens, "ADDRESS:PORT".
+    pub page_server: Option<String>,
+    /// With lazy pages: an fd of berth's that CRIU writes to once its page
+    /// server is ready.
+    pub status_fd: Option<i32>,
 }
 
 pub fn checkpoint(store: &Store, id: &str, opts: &CheckpointOptions) -> Result<()> {
@@ -183,6 +188,7 @@ pub fn checkpoint(store: &Store, id: &str, opts: &CheckpointOptions) -> Result<(
         req_opts.parent_img = Some(parent.to_string_lossy().into_owned());
         req_opts.track_mem = Some(true);
     }
+    lazy_pages_options(opts, &mut req_opts)?;
     if opts.pre_dump {
         req_opts.track_mem = Some(true);
     } else {
@@ -206,6 +212,11 @@ pub fn checkpoint(store: &Store, id: &str, opts: &CheckpointOptions) -> Result<(
     };
     let mut keep = vec![images.as_fd()];
     keep.extend(work.as_ref().map(|w| w.as_fd()));
+    if let Some(fd) = opts.status_fd {
+        // SAFETY: checked open by lazy_pages_options, and not closed
+        // while berth runs.
+        keep.push(unsafe { BorrowedFd::borrow_raw(fd) });
+    }
     let mut swrk = Swrk::start(&keep)?;
     swrk.call(&req, &mut |_, _| Ok(()))
         .and_then(|_| swrk.finish())
@@ -214,6 +225,36 @@ pub fn checkpoint(store: &Store, id: &str, opts: &CheckpointOptions) -> Result<(
     if !opts.leave_running && !opts.pre_dump {
         // The processes are gone: remove the rest as runc does.
         delete(store, id, true)?;
+    }
+    Ok(())
+}
+
+/// --page-server and --status-fd, which only lazy pages use: CRIU then
+/// serves the memory from its page server rather than write it.
+fn lazy_pages_options(opts: &CheckpointOptions, req: &mut rpc::Opts) -> Result<()> {
+    if !opts.criu.lazy_pages {
+        if opts.page_server.is_some() || opts.status_fd.is_some() {
+            return Err(Error::Message(
+                "--page-server and --status-fd go with --lazy-pages".into(),
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(server) = &opts.page_server {
+        let bad = || Error::Message(format!("--page-server {server:?}: want ADDRESS:PORT"));
+        let (address, port) = server.rsplit_once(':').ok_or_else(bad)?;
+        let port: i32 = port.parse().map_err(|_| bad())?;
+        req.ps = Some(rpc::PageServerInfo {
+            address: Some(address.to_string()),
+            port: Some(port),
+        });
+    }
+    if let Some(fd) = opts.status_fd {
+        // SAFETY: F_GETFD only asks whether fd is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Message(format!("--status-fd {fd}: not an open fd")));
+        }
+        req.status_fd = Some(fd);
     }
     Ok(())
 }
