@@ -566,3 +566,30 @@ fn fd_mount_id(pid: i32, fd: i32) -> Result<Option<u64>> {
         .find_map(|l| l.strip_prefix("mnt_id:"))
         .and_then(|v| v.trim().parse().ok()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parent_path_is_resolved_from_the_image_directory_lexically() {
+        let images = Path::new("/var/cr/full");
+        assert_eq!(
+            lexical_join(images, Path::new("../pre")),
+            Path::new("/var/cr/pre")
+        );
+        assert_eq!(
+            lexical_join(images, Path::new("./a/../b")),
+            Path::new("/var/cr/full/b")
+        );
+    }
+
+    #[test]
+    fn manage_cgroups_mode_takes_runc_s_names() {
+        assert_eq!("strict".parse(), Ok(CgroupsMode::Strict));
+        assert!("props"
+            .parse::<CgroupsMode>()
+            .unwrap_err()
+            .contains("not one of"));
+    }
+}
