@@ -17,9 +17,26 @@ use berth_container::state::Store;
 use clap::Parser;
 
 use cli::{
-    CdiCmd, CdiVerb, Cli, Command, CreateArgs, CreateCmd, DeleteCmd, EventsCmd, ExecArgs, ExecCmd,
-    IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
+    CdiCmd, CdiVerb, CheckpointCmd, Cli, Command, CreateArgs, CreateCmd, CriuArgs, DeleteCmd,
+    EventsCmd, ExecArgs, ExecCmd, IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RestoreCmd,
+    RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
 };
+
+fn criu_options(args: CriuArgs) -> anyhow::Result<lifecycle::CriuOptions> {
+    let absolute = |p: PathBuf| std::path::absolute(&p).with_context(|| format!("{}", p.display()));
+    Ok(lifecycle::CriuOptions {
+        image_path: absolute(args.image_path)?,
+        work_path: args.work_path.map(absolute).transpose()?,
+        tcp_established: args.tcp_established,
+        ext_unix_sk: args.ext_unix_sk,
+        shell_job: args.shell_job,
+        file_locks: args.file_locks,
+        manage_cgroups_mode: args.manage_cgroups_mode,
+        empty_ns: args.empty_ns,
+        auto_dedup: args.auto_dedup,
+        lazy_pages: args.lazy_pages,
+    })
+}
 
 fn create_options(
     args: CreateArgs,
@@ -407,6 +424,50 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             })?;
         }
         Command::Cdi(CdiCmd { verb }) => cdi_command(verb, &cli.cdi_spec_dirs)?,
+        Command::Checkpoint(CheckpointCmd {
+            id,
+            criu,
+            leave_running,
+            pre_dump,
+            parent_path,
+            page_server,
+            status_fd,
+        }) => {
+            let opts = lifecycle::CheckpointOptions {
+                criu: criu_options(criu)?,
+                leave_running,
+                pre_dump,
+                parent_path,
+                page_server,
+                status_fd,
+            };
+            lifecycle::checkpoint(&store()?, &id, &opts)?;
+        }
+        Command::Restore(RestoreCmd {
+            id,
+            criu,
+            bundle,
+            console_socket,
+            pid_file,
+            detach,
+            no_pivot: _,
+            no_subreaper,
+        }) => {
+            let opts = lifecycle::RestoreOptions {
+                criu: criu_options(criu)?,
+                bundle,
+                cdi_spec_dirs: cdi::SpecDirs(cli.cdi_spec_dirs.clone()),
+                console_socket,
+                pid_file,
+                detach,
+                no_subreaper,
+            };
+            if cli.systemd_cgroup {
+                bail!("restore: the systemd cgroup driver (--systemd-cgroup) is not supported for restore yet");
+            }
+            let code = lifecycle::restore(&store()?, &id, &opts)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
         Command::Ps(PsCmd {
             format,
             id,

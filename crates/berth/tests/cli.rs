@@ -71,6 +71,16 @@ fn features_describe_what_is_supported() {
         .unwrap()
         .iter()
         .any(|c| c == "CAP_SYS_ADMIN"));
+    let annotations = &features["annotations"];
+    assert_eq!(annotations["io.github.berth.checkpoint.enabled"], "true");
+    // CRIU's version where it is installed, else why it is unavailable.
+    let criu = annotations["io.github.berth.checkpoint.criu"]
+        .as_str()
+        .unwrap();
+    assert!(
+        criu.starts_with("unavailable: ") || criu.starts_with('3') || criu.starts_with('4'),
+        "{criu}"
+    );
 }
 
 #[test]

@@ -7,6 +7,19 @@ use serde_json::{json, Value};
 use crate::process::mempolicy;
 use crate::rootfs::known_options;
 
+/// The CRIU in PATH: its version, or why there is none to use.
+fn criu_found() -> String {
+    match crate::criu::version() {
+        Ok(v) if v >= crate::criu::MIN_VERSION => crate::criu::dotted(v),
+        Ok(v) => format!(
+            "{} (too old: {} needed)",
+            crate::criu::dotted(v),
+            crate::criu::dotted(crate::criu::MIN_VERSION)
+        ),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
 pub fn features() -> Value {
     let capabilities: Vec<String> = {
         let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
@@ -57,6 +70,10 @@ pub fn features() -> Value {
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            // As runc's org.opencontainers.runc.checkpoint.enabled; the
+            // CRIU berth would drive, asked over its RPC.
+            "io.github.berth.checkpoint.enabled": "true",
+            "io.github.berth.checkpoint.criu": criu_found(),
             // CDI devices berth injects itself (see `berth cdi`).
             "io.github.berth.cdi.versions": crate::cdi::spec::VERSIONS.join(","),
             "io.github.berth.cdi.specDirs": crate::cdi::registry::DEFAULT_SPEC_DIRS.join(","),

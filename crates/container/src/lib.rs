@@ -9,6 +9,7 @@
 
 pub mod atomic_file;
 pub mod cdi;
+pub mod criu;
 mod error;
 pub mod exe_seal;
 pub mod features;

@@ -72,26 +72,26 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
 
 /// What `create` will do, read from the bundle and the host: nothing is
 /// made yet.
-struct Plan {
-    bundle: Bundle,
-    linux: Linux,
-    terminal: bool,
+pub(super) struct Plan {
+    pub(super) bundle: Bundle,
+    pub(super) linux: Linux,
+    pub(super) terminal: bool,
     seccomp: Option<seccomp::Filter>,
     /// The host's cgroup layout, when berth manages cgroups.
-    host: Option<Host>,
+    pub(super) host: Option<Host>,
     /// A cgroup berth is not allowed to make is no error (see
     /// [`CreateOptions::rootless_cgroups`]).
     rootless_cgroups: bool,
     /// Where the cgroup goes, as the chosen driver reads linux.cgroupsPath.
-    driver: CgroupDriver,
+    pub(super) driver: CgroupDriver,
     /// The limits and device rules to write.
-    resources: LinuxResources,
+    pub(super) resources: LinuxResources,
     namespaces: NamespacePlan,
     /// linux.intelRdt: the resctrl found and the container's groups in it.
     intel_rdt: Option<(Resctrl, RdtGroup)>,
 }
 
-fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
+pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     id::validate(id)?;
     let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
     if let Some(process) = bundle.spec.process_mut() {
@@ -195,7 +195,7 @@ impl Plan {
     }
 }
 
-enum CgroupDriver {
+pub(super) enum CgroupDriver {
     Cgroupfs(CgroupsPath),
     /// A transient unit; `user`: the user's own systemd (rootless).
     Systemd {
