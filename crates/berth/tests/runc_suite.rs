@@ -1,0 +1,71 @@
+//! What runc's own integration tests (tests/integration/*.bats) check of a
+//! runtime, where berth once answered differently: one test per behaviour.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn status_field(text: &str, field: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in {text}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn unknown_capabilities_are_ignored_with_a_warning() {
+    let mut bundle = Bundle::new();
+    bundle
+        .edit(|c| {
+            c["process"]["capabilities"]["bounding"] = json!(["CAP_UNKNOWN", "UNKNOWN_CAP"]);
+        })
+        .sh("grep -E '^Cap(Bnd|Amb)' /proc/self/status");
+    let ran = run(&bundle);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("ignoring unknown or unavailable capabilities: [CAP_UNKNOWN UNKNOWN_CAP]"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(status_field(&ran.stdout, "CapBnd"), 0, "{}", ran.stdout);
+}
+
+#[test]
+fn exec_cap_is_ambient_too_when_the_spec_has_inheritable_capabilities() {
+    // CAP_CHOWN is 0, CAP_KILL 5, CAP_SYSLOG 34.
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        let caps = &mut c["process"]["capabilities"];
+        caps["bounding"] = json!(["CAP_CHOWN", "CAP_KILL", "CAP_SYSLOG"]);
+        caps["effective"] = json!(["CAP_CHOWN", "CAP_KILL"]);
+        caps["permitted"] = json!(["CAP_CHOWN", "CAP_KILL"]);
+        caps["inheritable"] = json!(["CAP_CHOWN", "CAP_SYSLOG"]);
+        caps["ambient"] = json!(["CAP_CHOWN"]);
+        c["process"]["args"] = json!(["sleep", "100"]);
+    });
+    let berth = Berth::new();
+    let container = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &container.id]);
+    let status = berth.ok(&["exec", &container.id, "cat", "/proc/self/status"]);
+    assert_eq!(status_field(&status, "CapAmb"), 1, "{status}");
+    let status = berth.ok(&[
+        "exec",
+        "--cap",
+        "CAP_SYSLOG",
+        &container.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        1 << 34 | 1 << 5 | 1,
+        "{status}"
+    );
+    assert_eq!(status_field(&status, "CapAmb"), 1 << 34 | 1, "{status}");
+    let id = container.id.clone();
+    drop(container);
+    assert_nothing_left(&berth, &id, &bundle);
+}
