@@ -69,3 +69,14 @@ fn exec_cap_is_ambient_too_when_the_spec_has_inheritable_capabilities() {
     drop(container);
     assert_nothing_left(&berth, &id, &bundle);
 }
+
+#[test]
+fn a_foreground_terminal_passes_newlines_through_unchanged() {
+    let mut bundle = Bundle::new();
+    bundle
+        .edit(|c| c["process"]["terminal"] = json!(true))
+        .sh("echo one; echo two");
+    let out = run_ok(&bundle);
+    assert!(out.contains("one\ntwo\n"), "{out:?}");
+    assert!(!out.contains('\r'), "{out:?}");
+}
