@@ -80,3 +80,34 @@ fn a_foreground_terminal_passes_newlines_through_unchanged() {
     assert!(out.contains("one\ntwo\n"), "{out:?}");
     assert!(!out.contains('\r'), "{out:?}");
 }
+
+#[test]
+fn list_json_is_one_line_with_runcs_field_order() {
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "100"]);
+    let berth = Berth::new();
+    let container = Container::create(&berth, &bundle, &[]);
+    let out = berth.ok(&["list", "--format", "json"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let order: Vec<usize> = [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+    ]
+    .iter()
+    .map(|k| {
+        out.find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    let pids = berth.ok(&["ps", "--format", "json", &container.id]);
+    assert_eq!(pids.lines().count(), 1, "{pids}");
+    let id = container.id.clone();
+    drop(container);
+    assert_nothing_left(&berth, &id, &bundle);
+}
