@@ -111,3 +111,33 @@ fn list_json_is_one_line_with_runcs_field_order() {
     drop(container);
     assert_nothing_left(&berth, &id, &bundle);
 }
+
+#[test]
+fn a_repeated_variable_keeps_its_last_value_and_an_empty_home_is_the_users() {
+    let mut bundle = Bundle::new();
+    bundle
+        .edit(|c| {
+            c["process"]["env"] = json!(["ONE=two", "PATH=/bin", "ONE=three", "HOME=/x", "HOME="]);
+        })
+        .args(&["env"]);
+    let out = run_ok(&bundle);
+    let mut vars: Vec<&str> = out.lines().collect();
+    vars.sort();
+    assert_eq!(vars, ["HOME=/root", "ONE=three", "PATH=/bin"], "{out}");
+}
+
+#[test]
+fn start_container_hooks_without_env_inherit_the_process_environment() {
+    let mut bundle = Bundle::new();
+    let script = bundle.rootfs().join("check-env.sh");
+    std::fs::write(&script, "#!/bin/sh -ue\ntest $ONE = two\necho home=$HOME\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bundle
+        .edit(|c| {
+            c["process"]["env"] = json!(["ONE=two", "PATH=/bin"]);
+            c["hooks"] = json!({"startContainer": [{"path": "/check-env.sh"}]});
+        })
+        .args(&["true"]);
+    let ran = run(&bundle);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+}

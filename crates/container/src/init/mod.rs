@@ -161,8 +161,11 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     if let Err(e) = wait_for_start(cfg.exec_fifo) {
         late_failure(e, 1);
     }
-    let start_hooks = hooks.start_container().as_deref().unwrap_or_default();
-    if let Err(e) = hooks::run_all("startContainer", start_hooks, &state) {
+    let mut start_hooks = hooks.start_container().clone().unwrap_or_default();
+    for hook in start_hooks.iter_mut().filter(|h| h.env().is_none()) {
+        hook.set_env(Some(prepared.env.clone()));
+    }
+    if let Err(e) = hooks::run_all("startContainer", &start_hooks, &state) {
         late_failure(e, 1);
     }
     let e = prepared.exec();
