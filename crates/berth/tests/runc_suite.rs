@@ -141,3 +141,15 @@ fn start_container_hooks_without_env_inherit_the_process_environment() {
     let ran = run(&bundle);
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
 }
+
+#[test]
+fn a_program_that_cannot_be_executed_is_reported_as_a_shell_would() {
+    let mut bundle = Bundle::new();
+    let script = bundle.rootfs().join("run.sh");
+    std::fs::write(&script, "#!/mmnnttbb foo bar\nsh\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bundle.args(&["/run.sh"]);
+    let ran = run(&bundle);
+    assert_eq!(ran.code, 127, "{}", ran.stderr);
+    assert_eq!(ran.stderr, "exec /run.sh: no such file or directory\n");
+}

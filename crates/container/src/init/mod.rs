@@ -174,7 +174,11 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     } else {
         126
     };
-    late_failure(e, code)
+    // Told as a shell tells it, with no prefix: the container's own
+    // program could not be run.
+    let _ = writeln!(std::io::stderr(), "{e}");
+    // SAFETY: leaving without running berth's destructors (see child::start).
+    unsafe { libc::_exit(code) }
 }
 
 /// Reports ready and waits until berth has recorded the container; returns
