@@ -127,6 +127,24 @@ fn a_repeated_variable_keeps_its_last_value_and_an_empty_home_is_the_users() {
 }
 
 #[test]
+fn a_read_only_dev_takes_the_console() {
+    let mut bundle = Bundle::new();
+    bundle
+        .edit(|c| {
+            c["process"]["terminal"] = json!(true);
+            for m in c["mounts"].as_array_mut().unwrap() {
+                if m["destination"] == "/dev" {
+                    m["options"].as_array_mut().unwrap().push(json!("ro"));
+                }
+            }
+        })
+        .sh("grep '^tmpfs /dev ' /proc/mounts; test -c /dev/console && echo console");
+    let out = run_ok(&bundle);
+    assert!(out.contains(" ro,"), "{out}");
+    assert!(out.contains("console"), "{out}");
+}
+
+#[test]
 fn start_container_hooks_without_env_inherit_the_process_environment() {
     let mut bundle = Bundle::new();
     let script = bundle.rootfs().join("check-env.sh");

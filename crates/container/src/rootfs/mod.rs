@@ -101,6 +101,18 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         )?;
     }
     if readonly_dev {
+        // The pty is bound over /dev/console later, when /dev no longer
+        // takes new files: its mount point is made now.
+        let terminal = cfg
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal {
+            root.create_file(Path::new("dev/console"), 0o600)
+                .ctx(|| "create /dev/console")?;
+        }
         let dev = root.resolve(Path::new("dev")).ctx(|| "resolve /dev")?;
         let flags = sys::mount_flags(dev.as_fd())? | libc::MS_RDONLY;
         sys::remount_bind(dev.as_fd(), flags).ctx(|| "make /dev read-only")?;
