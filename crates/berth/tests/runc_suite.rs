@@ -145,6 +145,22 @@ fn a_read_only_dev_takes_the_console() {
 }
 
 #[test]
+fn a_symlinked_proc_is_refused_in_runcs_words() {
+    let mut bundle = Bundle::new();
+    let proc_dir = bundle.rootfs().join("proc");
+    std::fs::remove_dir(&proc_dir).unwrap();
+    std::os::unix::fs::symlink("/bad-proc", &proc_dir).unwrap();
+    bundle.args(&["true"]);
+    let ran = run(&bundle);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr.contains("must be mounted on ordinary directory"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
 fn start_container_hooks_without_env_inherit_the_process_environment() {
     let mut bundle = Bundle::new();
     let script = bundle.rootfs().join("check-env.sh");

@@ -109,7 +109,8 @@ fn filesystem(
 
 /// A mount at /proc or /sys, or of a proc or sysfs anywhere, must not
 /// follow a symlink of the image: it would put the kernel's files where the
-/// image points (CVE-2019-19921). Named with its target, as runc does.
+/// image points (CVE-2019-19921). Named with its target, in runc's words
+/// (which tools and runc's tests look for).
 fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
     let Ok(found) = ctx.root.resolve_nofollow(dest) else {
         return Ok(());
@@ -122,7 +123,7 @@ fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
         .map(|t| t.to_string_lossy().into_owned())
         .unwrap_or_default();
     Err(Error::Message(format!(
-        "/{} is a symlink (to {target:?}) in the rootfs; nothing may be mounted through it",
+        "/{} is a symlink (to {target:?}) in the rootfs; it must be mounted on ordinary directory, not through a symlink",
         dest.display()
     )))
 }
