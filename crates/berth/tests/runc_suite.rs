@@ -187,3 +187,24 @@ fn a_program_that_cannot_be_executed_is_reported_as_a_shell_would() {
     assert_eq!(ran.code, 127, "{}", ran.stderr);
     assert_eq!(ran.stderr, "exec /run.sh: no such file or directory\n");
 }
+
+#[test]
+fn a_bind_mount_through_dangling_symlinks_lands_where_they_point_inside_the_root() {
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    let _ = std::fs::remove_file(rootfs.join("etc/hosts"));
+    std::os::unix::fs::symlink("/tmp/foo/bar", rootfs.join("jump")).unwrap();
+    std::os::unix::fs::symlink("/jump/baz/hosts", rootfs.join("etc/hosts")).unwrap();
+    let source = bundle.path().join("config.json");
+    let source_ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&source).unwrap());
+    bundle
+        .edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "source": source, "destination": "/etc/hosts", "options": ["bind"]
+            }));
+        })
+        .sh("stat -c %i /tmp/foo/bar/baz/hosts; grep -c ' /tmp/foo/bar/baz/hosts ' /proc/self/mounts");
+    let out = run_ok(&bundle);
+    assert_eq!(out, format!("{source_ino}\n1\n"));
+    assert!(!std::path::Path::new("/tmp/foo/bar/baz").exists());
+}
