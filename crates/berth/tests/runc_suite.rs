@@ -208,3 +208,42 @@ fn a_bind_mount_through_dangling_symlinks_lands_where_they_point_inside_the_root
     assert_eq!(out, format!("{source_ino}\n1\n"));
     assert!(!std::path::Path::new("/tmp/foo/bar/baz").exists());
 }
+
+/// A bundle for a container in the host's mount namespace (runc's
+/// host-mntns.bats): no paths to mask, as the host's are not the
+/// container's to cover.
+fn host_mount_ns_bundle() -> Bundle {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+        c["root"]["readonly"] = json!(true);
+    });
+    bundle
+}
+
+#[test]
+fn a_read_only_root_in_the_host_mount_namespace_runs_and_leaves_no_mount() {
+    let mut bundle = host_mount_ns_bundle();
+    bundle.args(&["echo", "hello"]);
+    let berth = Berth::new();
+    let id = unique_id("hostmnt");
+    let out = berth.ok(&["run", "-b", bundle.path().to_str().unwrap(), &id]);
+    assert_eq!(out, "hello\n");
+    assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn a_failed_create_in_the_host_mount_namespace_detaches_its_mounts() {
+    let mut bundle = host_mount_ns_bundle();
+    bundle.args(&["/no-such-program"]);
+    let berth = Berth::new();
+    let id = unique_id("hostmntfail");
+    let err = berth.fails(&["create", "-b", bundle.path().to_str().unwrap(), &id]);
+    assert!(err.contains("no-such-program"), "{err}");
+    assert_nothing_left(&berth, &id, &bundle);
+}

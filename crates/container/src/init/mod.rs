@@ -126,7 +126,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         )
     })?;
     let Some(process) = spec.process() else {
-        rootfs::make_root_readonly(spec)?;
+        rootfs::make_root_readonly(spec, cfg.plan.own_mount_ns)?;
         // Without a process there is nothing to start: wait for `start`,
         // which reports the error, and leave. berth's descriptors (the
         // state dir's lock among them) must not be held meanwhile.
@@ -152,7 +152,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         (true, Some(console)) => Some(terminal::create(console, process.console_size(), true)?),
         _ => None,
     };
-    rootfs::make_root_readonly(spec)?;
+    rootfs::make_root_readonly(spec, cfg.plan.own_mount_ns)?;
     let mut prepared = setup::prepare(process, &ctx, pty_slave)?;
     if let Some(listener) = prepared.seccomp_listener.take() {
         chan.send_with_fd(&FromChild::SeccompListener, listener.as_fd())?;

@@ -164,11 +164,14 @@ fn make_cwd(root: &resolve::RootDir, spec: &Spec) -> Result<()> {
 /// flags. Runs after everything that writes to the root (the console) and
 /// before the process loses the capability to. Works on the path "/": the
 /// container's /proc may not be a procfs.
-pub fn make_root_readonly(spec: &Spec) -> Result<()> {
-    if spec
-        .root()
-        .as_ref()
-        .is_none_or(|r| r.readonly() != Some(true))
+pub fn make_root_readonly(spec: &Spec, own_mount_ns: bool) -> Result<()> {
+    // Without a mount namespace of its own the container's / is the host's,
+    // which is not berth's to make read-only (runc leaves it too).
+    if !own_mount_ns
+        || spec
+            .root()
+            .as_ref()
+            .is_none_or(|r| r.readonly() != Some(true))
     {
         return Ok(());
     }
