@@ -247,3 +247,29 @@ fn a_failed_create_in_the_host_mount_namespace_detaches_its_mounts() {
     assert!(err.contains("no-such-program"), "{err}");
     assert_nothing_left(&berth, &id, &bundle);
 }
+
+#[test]
+fn a_tmpfs_takes_the_mode_of_the_directory_it_covers_unless_told_otherwise() {
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    std::fs::create_dir(rootfs.join("covered")).unwrap();
+    std::fs::set_permissions(
+        rootfs.join("covered"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o3777 | 0o4000),
+    )
+    .unwrap();
+    std::fs::create_dir(rootfs.join("told")).unwrap();
+    bundle
+        .edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            for (dest, options) in [
+                ("/covered", json!(["nosuid"])),
+                ("/told", json!(["mode=710"])),
+                ("/made", json!([])),
+            ] {
+                mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}));
+            }
+        })
+        .sh("stat -c %a /covered /told /made");
+    assert_eq!(run_ok(&bundle), "7777\n710\n1777\n");
+}
