@@ -273,3 +273,24 @@ fn a_tmpfs_takes_the_mode_of_the_directory_it_covers_unless_told_otherwise() {
         .sh("stat -c %a /covered /told /made");
     assert_eq!(run_ok(&bundle), "7777\n710\n1777\n");
 }
+
+#[test]
+fn unified_resources_a_v1_host_cannot_set_are_an_invalid_configuration() {
+    if !runs_here(
+        std::path::Path::new("/sys/fs/cgroup/memory").is_dir(),
+        "needs a cgroup v1 memory hierarchy (memory.min is then no v2 file)",
+    ) {
+        return;
+    }
+    let mut bundle = Bundle::new();
+    bundle
+        .edit(|c| c["linux"]["resources"]["unified"] = json!({"memory.min": "131072"}))
+        .args(&["true"]);
+    let ran = run(&bundle);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr.contains("invalid configuration"),
+        "{}",
+        ran.stderr
+    );
+}
