@@ -294,3 +294,23 @@ fn unified_resources_a_v1_host_cannot_set_are_an_invalid_configuration() {
         ran.stderr
     );
 }
+
+#[test]
+fn help_starts_with_a_name_section_as_runcs_does() {
+    let berth = Berth::new();
+    let top = berth.ok(&["--help"]);
+    assert!(top.starts_with("NAME:\n   berth - "), "{top}");
+    for verb in [
+        "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
+    ] {
+        for flag in ["-h", "--help"] {
+            let help = berth.ok(&[verb, flag]);
+            let lines: Vec<&str> = help.lines().collect();
+            assert_eq!(lines[0], "NAME:", "{help}");
+            assert!(
+                lines[1].starts_with(&format!("   berth {verb} - ")),
+                "{help}"
+            );
+        }
+    }
+}
