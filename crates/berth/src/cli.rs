@@ -4,11 +4,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Help laid out as runc's: a NAME section first ("berth - ...", "berth
+/// create - ..."), which scripts and runc's tests read; the rest is
+/// clap's.
+macro_rules! help_template {
+    ($name:expr) => {
+        concat!(
+            "NAME:\n   ",
+            $name,
+            " - {about}\n\nUSAGE:\n   {usage}\n\n{all-args}"
+        )
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
     about = "An OCI container runtime",
-    disable_version_flag = true
+    disable_version_flag = true,
+    help_template = help_template!("berth")
 )]
 pub struct Cli {
     /// Where container state is kept [default: /run/berth, or
@@ -126,6 +140,7 @@ macro_rules! verbs {
                 cmd$(.subcommand(
                     clap::Command::new($name)
                         .about($about)
+                        .help_template(help_template!(concat!("berth ", $name)))
                         $(.visible_alias($alias))?
                         .defer(|c| <$args as Args>::augment_args(c)),
                 ))*

@@ -217,6 +217,15 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// JSON on one line, as runc prints `list` and `ps` (scripts read them a
+/// line at a time).
+fn print_json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn print_table(states: &[OciState]) {
     println!(
         "{:<24} {:<8} {:<10} {:<40} {:<32} OWNER",
@@ -373,7 +382,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     println!("{}", s.id);
                 }
             } else if format == ListFormat::Json {
-                print_json(&states)?;
+                print_json_line(&states)?;
             } else {
                 print_table(&states);
             }
@@ -475,7 +484,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }) => {
             let pids = lifecycle::pids(&store()?, &id)?;
             match format {
-                ListFormat::Json => print_json(&pids)?,
+                ListFormat::Json => print_json_line(&pids)?,
                 ListFormat::Table => print_ps_table(&pids, &ps_args)?,
             }
         }

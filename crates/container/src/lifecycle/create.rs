@@ -221,6 +221,9 @@ struct Prepared {
     bind_sources: Vec<Option<BindSource>>,
     /// A connected --pidfd-socket.
     pidfd_socket: Option<OwnedFd>,
+    /// The rootfs of a container without a mount namespace of its own,
+    /// whose mounts land on the host's.
+    host_rootfs: Option<PathBuf>,
 }
 
 impl Drop for Prepared {
@@ -228,6 +231,11 @@ impl Drop for Prepared {
         if let Some(group) = self.intel_rdt.take() {
             if let Err(e) = group.remove() {
                 tracing::warn!("remove the resctrl group of the failed container: {e}");
+            }
+        }
+        if let Some(rootfs) = &self.host_rootfs {
+            if let Err(e) = crate::rootfs::detach_host_mounts(rootfs) {
+                tracing::warn!("detach the mounts of the failed container: {e}");
             }
         }
         if let Some(cgroup) = self.cgroup.take() {
@@ -300,6 +308,7 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
         own_console,
         bind_sources,
         pidfd_socket,
+        host_rootfs: (!plan.namespaces.own_mount_ns).then(|| plan.bundle.rootfs.clone()),
     };
     if let Some(host) = &plan.host {
         let cgroup = match &plan.driver {
@@ -518,10 +527,11 @@ fn record(
         .as_ref()
         .map(ConsoleSocket::receive)
         .transpose()?;
-    // Recorded: keep the init, the cgroup and the state dir.
+    // Recorded: keep the init, the cgroup, the state dir and the mounts.
     let (pid, pidfd) = spawned.release();
     prepared.cgroup = None;
     prepared.intel_rdt = None;
+    prepared.host_rootfs = None;
     let dir = prepared
         .dir
         .take()

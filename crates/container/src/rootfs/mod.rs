@@ -98,6 +98,18 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         )?;
     }
     if readonly_dev {
+        // The pty is bound over /dev/console later, when /dev no longer
+        // takes new files: its mount point is made now.
+        let terminal = cfg
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal {
+            root.create_file(Path::new("dev/console"), 0o600)
+                .ctx(|| "create /dev/console")?;
+        }
         // The /dev tmpfs made writable above, by its descriptor.
         let dev = spec_mounts
             .iter()
@@ -155,11 +167,14 @@ fn make_cwd(root: &resolve::RootDir, spec: &Spec) -> Result<()> {
 /// flags. Runs after everything that writes to the root (the console) and
 /// before the process loses the capability to. Works on the path "/": the
 /// container's /proc may not be a procfs.
-pub fn make_root_readonly(spec: &Spec) -> Result<()> {
-    if spec
-        .root()
-        .as_ref()
-        .is_none_or(|r| r.readonly() != Some(true))
+pub fn make_root_readonly(spec: &Spec, own_mount_ns: bool) -> Result<()> {
+    // Without a mount namespace of its own the container's / is the host's,
+    // which is not berth's to make read-only (runc leaves it too).
+    if !own_mount_ns
+        || spec
+            .root()
+            .as_ref()
+            .is_none_or(|r| r.readonly() != Some(true))
     {
         return Ok(());
     }

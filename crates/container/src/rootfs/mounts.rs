@@ -56,6 +56,17 @@ fn filesystem(
     if matches!(fstype, "proc" | "sysfs") {
         refuse_symlink(ctx, dest)?;
     }
+    // A tmpfs over a directory the image has takes that directory's mode,
+    // unless the options name one; over a directory made for it, tmpfs's
+    // own 1777 (as runc, its issue 3952).
+    let image_dir_mode = (fstype == "tmpfs")
+        .then(|| ctx.root.resolve(dest).ok())
+        .flatten()
+        .and_then(|dir| rustix::fs::fstat(&dir).ok())
+        .filter(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        })
+        .map(|st| st.st_mode & 0o7777);
     let point = mount_point_dir(ctx.root, dest)?;
     if matches!(fstype, "proc" | "sysfs") {
         // A proc or sysfs on anything but a directory could land anywhere
@@ -78,6 +89,10 @@ fn filesystem(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| fstype.to_string());
     let mut data = opts.data.clone();
+    if let Some(mode) = image_dir_mode {
+        // First: a mode= of the options, later, overrides it.
+        data.insert(0, format!("mode={mode:04o}"));
+    }
     if let Some(label) = ctx
         .mount_label
         .filter(|_| matches!(fstype, "tmpfs" | "devpts" | "mqueue" | "shm"))
@@ -103,7 +118,8 @@ fn filesystem(
 
 /// A mount at /proc or /sys, or of a proc or sysfs anywhere, must not
 /// follow a symlink of the image: it would put the kernel's files where the
-/// image points (CVE-2019-19921). Named with its target, as runc does.
+/// image points (CVE-2019-19921). Named with its target, in runc's words
+/// (which tools and runc's tests look for).
 fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
     let Ok(found) = ctx.root.resolve_nofollow(dest) else {
         return Ok(());
@@ -116,7 +132,7 @@ fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
         .map(|t| t.to_string_lossy().into_owned())
         .unwrap_or_default();
     Err(Error::Message(format!(
-        "/{} is a symlink (to {target:?}) in the rootfs; nothing may be mounted through it",
+        "/{} is a symlink (to {target:?}) in the rootfs; it must be mounted on ordinary directory, not through a symlink",
         dest.display()
     )))
 }
