@@ -3,11 +3,12 @@
 # they are missing: libseccomp (linked by berth), busybox-static (the
 # rootfs of the demo and the tests), pkg-config, uidmap (newuidmap and
 # newgidmap, for rootless containers with several id ranges), and what
-# bench/run.sh uses (hyperfine, GNU time, file), and dbus-daemon (the
-# systemd driver's D-Bus client is tested against one).
+# bench/run.sh uses (hyperfine, GNU time, file), dbus-daemon (the
+# systemd driver's D-Bus client is tested against one), and strace (it
+# stops berth's init inside a mount's race window in security.rs).
 set -eu
 missing=""
-for pkg in libseccomp-dev pkg-config busybox-static uidmap hyperfine time file dbus-daemon; do
+for pkg in libseccomp-dev pkg-config busybox-static uidmap hyperfine time file dbus-daemon strace; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 [ -z "$missing" ] && exit 0

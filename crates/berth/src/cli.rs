@@ -4,11 +4,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Help laid out as runc's: a NAME section first ("berth - ...", "berth
+/// create - ..."), which scripts and runc's tests read; the rest is
+/// clap's.
+macro_rules! help_template {
+    ($name:expr) => {
+        concat!(
+            "NAME:\n   ",
+            $name,
+            " - {about}\n\nUSAGE:\n   {usage}\n\n{all-args}"
+        )
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
     about = "An OCI container runtime",
-    disable_version_flag = true
+    disable_version_flag = true,
+    help_template = help_template!("berth")
 )]
 pub struct Cli {
     /// Where container state is kept [default: /run/berth, or
@@ -126,6 +140,7 @@ macro_rules! verbs {
                 cmd$(.subcommand(
                     clap::Command::new($name)
                         .about($about)
+                        .help_template(help_template!(concat!("berth ", $name)))
                         $(.visible_alias($alias))?
                         .defer(|c| <$args as Args>::augment_args(c)),
                 ))*
@@ -158,6 +173,8 @@ verbs! {
     Update(UpdateCmd) "update" => "Change the resource limits of a live container",
     Events(EventsCmd) "events" => "Print resource usage of a container as JSON: once with --stats, else every --interval, with an \"oom\" event when the OOM killer strikes",
     Cdi(CdiCmd) "cdi" => "CDI devices: list what the host's specs offer, or generate a spec for the host's NVIDIA GPUs",
+    Checkpoint(CheckpointCmd) "checkpoint" => "Checkpoint a running container with CRIU (then remove it, unless --leave-running or --pre-dump)",
+    Restore(RestoreCmd) "restore" => "Restore a container from a CRIU checkpoint; in the foreground, wait for it and remove it, exiting with its status",
     Ps(PsCmd) "ps" => "List the processes of a container: its host pids as JSON, or the lines of `ps` (with the given options, default -ef) that are its own",
 }
 
@@ -386,4 +403,93 @@ pub struct UpdateArgs {
     /// Block IO weight (10 to 1000).
     #[arg(long)]
     pub blkio_weight: Option<u16>,
+}
+
+/// The CRIU options `checkpoint` and `restore` share.
+#[derive(Debug, Args)]
+pub struct CriuArgs {
+    /// The directory of CRIU's image files.
+    #[arg(long, default_value = "checkpoint")]
+    pub image_path: PathBuf,
+    /// Where CRIU writes its work files and log [default: --image-path].
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections.
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs (a process whose session or group leader is outside
+    /// the container).
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long)]
+    pub file_locks: bool,
+    /// How CRIU treats cgroups: soft, full, strict or ignore [default: CRIU's,
+    /// soft].
+    #[arg(long)]
+    pub manage_cgroups_mode: Option<berth_container::lifecycle::CgroupsMode>,
+    /// Create this namespace empty rather than restore it ("network"; the
+    /// network namespace always is, as with runc).
+    #[arg(long)]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images as they are written or restored.
+    #[arg(long)]
+    pub auto_dedup: bool,
+    /// Restore memory lazily through userfaultfd (where CRIU and the kernel
+    /// support it).
+    #[arg(long)]
+    pub lazy_pages: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointCmd {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Leave the container running after the dump.
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Dump only the memory, leaving the container running, for a later
+    /// dump with --parent-path.
+    #[arg(long)]
+    pub pre_dump: bool,
+    /// A previous pre-dump, relative to --image-path.
+    #[arg(long)]
+    pub parent_path: Option<PathBuf>,
+    /// With --lazy-pages: CRIU's page server listens here
+    /// (ADDRESS:PORT), serving the memory to the restoring host.
+    #[arg(long)]
+    pub page_server: Option<String>,
+    /// With --lazy-pages: CRIU writes a byte to this open fd once its page
+    /// server is ready (the dump goes on until the memory is fetched).
+    #[arg(long)]
+    pub status_fd: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreCmd {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The bundle: a directory holding config.json.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// A unix socket to send the pty master to when process.terminal is set.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the restored init's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Return once the container is restored.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Accepted as runc accepts it: CRIU enters the restored root itself.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not become a subreaper while waiting in the foreground.
+    #[arg(long)]
+    pub no_subreaper: bool,
 }

@@ -17,9 +17,26 @@ use berth_container::state::Store;
 use clap::Parser;
 
 use cli::{
-    CdiCmd, CdiVerb, Cli, Command, CreateArgs, CreateCmd, DeleteCmd, EventsCmd, ExecArgs, ExecCmd,
-    IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
+    CdiCmd, CdiVerb, CheckpointCmd, Cli, Command, CreateArgs, CreateCmd, CriuArgs, DeleteCmd,
+    EventsCmd, ExecArgs, ExecCmd, IdArg, KillCmd, ListCmd, ListFormat, NoArgs, PsCmd, RestoreCmd,
+    RunCmd, SpecCmd, UpdateArgs, UpdateCmd,
 };
+
+fn criu_options(args: CriuArgs) -> anyhow::Result<lifecycle::CriuOptions> {
+    let absolute = |p: PathBuf| std::path::absolute(&p).with_context(|| format!("{}", p.display()));
+    Ok(lifecycle::CriuOptions {
+        image_path: absolute(args.image_path)?,
+        work_path: args.work_path.map(absolute).transpose()?,
+        tcp_established: args.tcp_established,
+        ext_unix_sk: args.ext_unix_sk,
+        shell_job: args.shell_job,
+        file_locks: args.file_locks,
+        manage_cgroups_mode: args.manage_cgroups_mode,
+        empty_ns: args.empty_ns,
+        auto_dedup: args.auto_dedup,
+        lazy_pages: args.lazy_pages,
+    })
+}
 
 fn create_options(
     args: CreateArgs,
@@ -200,6 +217,15 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// JSON on one line, as runc prints `list` and `ps` (scripts read them a
+/// line at a time).
+fn print_json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn print_table(states: &[OciState]) {
     println!(
         "{:<24} {:<8} {:<10} {:<40} {:<32} OWNER",
@@ -224,10 +250,19 @@ fn state_root(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::Pa
     if let Some(root) = given {
         return Ok(root);
     }
+    let xdg_runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
     if rustix::process::geteuid().is_root() {
-        return Ok(berth_container::DEFAULT_ROOT.into());
+        // uid 0 of a user namespace that is not root's own (rootless
+        // podman's) cannot write /run: as runc, it keeps its state in the
+        // user's runtime directory when one is given.
+        let rootless_root = berth_container::sys::userns::running_in_one()
+            && std::env::var_os("USER").is_none_or(|user| user != "root");
+        return Ok(match xdg_runtime_dir {
+            Some(dir) if rootless_root => std::path::Path::new(&dir).join("berth"),
+            _ => berth_container::DEFAULT_ROOT.into(),
+        });
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    match xdg_runtime_dir {
         Some(dir) => Ok(std::path::Path::new(&dir).join("berth")),
         None => bail!("XDG_RUNTIME_DIR is not set: give the state root with --root DIR (a directory only this user can write)"),
     }
@@ -347,7 +382,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     println!("{}", s.id);
                 }
             } else if format == ListFormat::Json {
-                print_json(&states)?;
+                print_json_line(&states)?;
             } else {
                 print_table(&states);
             }
@@ -398,6 +433,50 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             })?;
         }
         Command::Cdi(CdiCmd { verb }) => cdi_command(verb, &cli.cdi_spec_dirs)?,
+        Command::Checkpoint(CheckpointCmd {
+            id,
+            criu,
+            leave_running,
+            pre_dump,
+            parent_path,
+            page_server,
+            status_fd,
+        }) => {
+            let opts = lifecycle::CheckpointOptions {
+                criu: criu_options(criu)?,
+                leave_running,
+                pre_dump,
+                parent_path,
+                page_server,
+                status_fd,
+            };
+            lifecycle::checkpoint(&store()?, &id, &opts)?;
+        }
+        Command::Restore(RestoreCmd {
+            id,
+            criu,
+            bundle,
+            console_socket,
+            pid_file,
+            detach,
+            no_pivot: _,
+            no_subreaper,
+        }) => {
+            let opts = lifecycle::RestoreOptions {
+                criu: criu_options(criu)?,
+                bundle,
+                cdi_spec_dirs: cdi::SpecDirs(cli.cdi_spec_dirs.clone()),
+                console_socket,
+                pid_file,
+                detach,
+                no_subreaper,
+            };
+            if cli.systemd_cgroup {
+                bail!("restore: the systemd cgroup driver (--systemd-cgroup) is not supported for restore yet");
+            }
+            let code = lifecycle::restore(&store()?, &id, &opts)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
         Command::Ps(PsCmd {
             format,
             id,
@@ -405,7 +484,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }) => {
             let pids = lifecycle::pids(&store()?, &id)?;
             match format {
-                ListFormat::Json => print_json(&pids)?,
+                ListFormat::Json => print_json_line(&pids)?,
                 ListFormat::Table => print_ps_table(&pids, &ps_args)?,
             }
         }

@@ -15,7 +15,7 @@ fn version_prints_runc_style_lines() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("berth version "), "{text}");
     assert!(lines[1].starts_with("commit: "));
-    assert_eq!(lines[2], "spec: 1.2.0");
+    assert_eq!(lines[2], "spec: 1.3.0");
 }
 
 #[test]
@@ -25,7 +25,7 @@ fn spec_writes_a_config_once_and_a_rootless_one_on_request() {
     berth.ok(&["spec", "--bundle", dir.path().to_str().unwrap()]);
     let config: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["ociVersion"], "1.2.0");
+    assert_eq!(config["ociVersion"], "1.3.0");
     assert_eq!(config["process"]["args"][0], "sh");
     let err = berth.fails(&["spec", "--bundle", dir.path().to_str().unwrap()]);
     assert!(err.contains("config.json"), "{err}");
@@ -50,7 +50,7 @@ fn spec_writes_a_config_once_and_a_rootless_one_on_request() {
 #[test]
 fn features_describe_what_is_supported() {
     let features: Value = serde_json::from_str(&Berth::new().ok(&["features"])).unwrap();
-    assert_eq!(features["ociVersionMax"], "1.2.0");
+    assert_eq!(features["ociVersionMax"], "1.3.0");
     let hooks: Vec<&str> = features["hooks"]
         .as_array()
         .unwrap()
@@ -71,6 +71,16 @@ fn features_describe_what_is_supported() {
         .unwrap()
         .iter()
         .any(|c| c == "CAP_SYS_ADMIN"));
+    let annotations = &features["annotations"];
+    assert_eq!(annotations["io.github.berth.checkpoint.enabled"], "true");
+    // CRIU's version where it is installed, else why it is unavailable.
+    let criu = annotations["io.github.berth.checkpoint.criu"]
+        .as_str()
+        .unwrap();
+    assert!(
+        criu.starts_with("unavailable: ") || criu.starts_with('3') || criu.starts_with('4'),
+        "{criu}"
+    );
 }
 
 #[test]

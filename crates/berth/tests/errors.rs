@@ -71,7 +71,7 @@ fn incomplete_or_wrongly_typed_fields_are_named() {
     let err = create_fails(&bundle, &unique_id("nocwd"));
     assert!(err.contains("process") && err.contains("cwd"), "{err}");
     let mut bundle = Bundle::new();
-    bundle.edit(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_TEST"]));
+    bundle.edit(|c| c["process"]["capabilities"]["bounding"] = json!([7]));
     let err = create_fails(&bundle, &unique_id("badcap"));
     assert!(err.contains("process.capabilities.bounding[0]"), "{err}");
     let mut bundle = Bundle::new();

@@ -291,9 +291,10 @@ fn exec_sends_its_pidfd_to_the_pidfd_socket() {
     let socket = dir.path().join("pidfd.sock");
     let pid_file = dir.path().join("pid");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let (pidfd, kind) = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_fd(&listener));
-        berth.ok(&[
+    let (pidfd, kind) = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "exec",
             "-d",
             "--pidfd-socket",
@@ -303,9 +304,8 @@ fn exec_sends_its_pidfd_to_the_pidfd_socket() {
             &c.id,
             "sleep",
             "10",
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    );
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     assert_eq!(kind, "setns");
     assert_eq!(pid_of_pidfd(&pidfd), pid);

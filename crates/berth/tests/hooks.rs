@@ -183,3 +183,33 @@ fn poststart_hooks_run_once_the_program_has_been_executed() {
     berth.ok(&["start", &c.id]);
     assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "sleep");
 }
+
+/// With noNewPrivileges the seccomp filter is loaded as late as it can be,
+/// but before the startContainer hooks, as runc loads it: a hook runs under
+/// the filter the program will, so what the filter forbids it cannot do.
+#[test]
+fn start_container_hooks_run_under_the_seccomp_filter_with_no_new_privileges() {
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["process"]["noNewPrivileges"] = json!(true);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        c["hooks"] = json!({"startContainer": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "mkdir /made-by-hook 2>/dev/null; echo $? > /hook-rc"]
+        }]});
+    });
+    bundle.sh("mkdir /made-by-process 2>/dev/null; echo $?");
+    let out = run_ok(&bundle);
+    assert_eq!(out, "1\n", "the process itself ran without the filter");
+    let rootfs = bundle.rootfs();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("hook-rc")).unwrap(),
+        "1\n",
+        "the startContainer hook ran before the filter was loaded"
+    );
+    assert!(!rootfs.join("made-by-hook").exists());
+}

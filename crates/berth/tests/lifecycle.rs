@@ -16,7 +16,7 @@ fn create_start_and_delete_go_through_every_status() {
     assert_eq!(state["status"], "created");
     assert_eq!(state["id"], c.id.as_str());
     assert_eq!(state["bundle"], bundle.path().to_str().unwrap());
-    assert_eq!(state["ociVersion"], "1.2.0");
+    assert_eq!(state["ociVersion"], "1.3.0");
     assert!(state["created"].as_str().unwrap().ends_with('Z'));
     let pid = state["pid"].as_i64().unwrap();
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
@@ -399,18 +399,18 @@ fn create_sends_the_inits_pidfd_to_the_pidfd_socket() {
     let socket = dir.path().join("pidfd.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let id = unique_id("pidfd");
-    let (pidfd, kind) = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_fd(&listener));
-        berth.ok(&[
+    let (pidfd, kind) = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "create",
             "--pidfd-socket",
             socket.to_str().unwrap(),
             "-b",
             bundle.path().to_str().unwrap(),
             &id,
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    );
     let _guard = Container {
         berth: &berth,
         id: id.clone(),
@@ -550,4 +550,41 @@ fn create_refuses_a_cgroup_that_holds_processes() {
     assert_eq!(pids.len(), 1);
     berth.ok(&["delete", "--force", &first.id]);
     assert_eq!(cgroups_named(&name), Vec::<std::path::PathBuf>::new());
+}
+
+/// `create` killed with SIGKILL at any moment (here every 2 ms of its first
+/// 40) leaves nothing that `delete --force` of its id cannot remove: the
+/// cgroup is noted in the state dir before it is made.
+#[test]
+fn a_create_killed_midway_is_removed_by_delete_force() {
+    let mut bundle = Bundle::new();
+    bundle.args(&["sleep", "60"]);
+    let mut made_cgroup = false;
+    for delay_ms in (0..40).step_by(2) {
+        let berth = Berth::new();
+        let id = unique_id("killed");
+        let mut create = berth.cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        create
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = create.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        made_cgroup |= !cgroups_named(&id).is_empty();
+        berth.ok(&["delete", "--force", &id]);
+        // The init of a create killed before it was placed in the cgroup
+        // goes away by itself once it finds berth gone.
+        for _ in 0..200 {
+            if processes_rooted_in(&bundle.rootfs()).is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_nothing_left(&berth, &id, &bundle);
+    }
+    assert!(
+        made_cgroup,
+        "no create was killed after it made its cgroup: the test checked nothing"
+    );
 }

@@ -262,3 +262,26 @@ fn without_xdg_runtime_dir_the_state_root_must_be_given() {
         "spec needs no state root"
     );
 }
+
+/// Under rootless podman berth is uid 0 of the user's namespace, where
+/// /run is not its to write: as runc, it then keeps its state in
+/// XDG_RUNTIME_DIR, unless USER says it is root itself.
+#[test]
+fn uid_0_of_a_user_namespace_keeps_its_state_in_xdg_runtime_dir() {
+    let xdg = tempfile::tempdir().unwrap();
+    let berth = Berth::with_root_in(xdg.path());
+    let c = Container::create(&berth, &Bundle::new(), &[]);
+    let list_as = |user: &str| {
+        let out = output_via_files(
+            Command::new("unshare")
+                .args(["--user", "--map-root-user", "env"])
+                .arg(format!("XDG_RUNTIME_DIR={}", xdg.path().display()))
+                .arg(format!("USER={user}"))
+                .args([BERTH, "list", "-q"]),
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(list_as("podman-user").trim(), c.id);
+    assert!(!list_as("root").contains(&c.id));
+}

@@ -262,8 +262,13 @@ fn the_console_bind_never_follows_the_images_dev_console() {
         &command,
         "/dev/null",
     ]));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("0\r\nplain"), "{text}");
+    // The pty may or may not turn \n into \r\n (ONLCR), and script(1)
+    // may pass a NUL along: only the lines count.
+    let text: String = String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\0'))
+        .collect();
+    assert!(text.contains("0\nplain"), "{text:?}");
     assert_eq!(
         std::fs::read_to_string(rootfs.join("target")).unwrap(),
         "untouched\n"
@@ -400,4 +405,144 @@ fn an_selinux_label_without_selinux_is_refused_and_a_mount_label_ignored() {
     bundle.edit(|c| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0"));
     bundle.args(&["true"]);
     assert_eq!(run(&bundle).code, 0);
+}
+
+/// The processes under `root` (its descendants, by parent pid) that are
+/// stopped, with whether each is in this process's mount namespace.
+fn stopped_descendants(root: i32) -> Vec<(i32, bool)> {
+    let mut parent_of = std::collections::HashMap::new();
+    let mut stopped = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split(' ');
+        let state = fields.next().unwrap_or("");
+        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        parent_of.insert(pid, ppid);
+        if state == "t" || state == "T" {
+            stopped.push(pid);
+        }
+    }
+    let descends = |mut pid: i32| {
+        while let Some(&ppid) = parent_of.get(&pid) {
+            if ppid == root {
+                return true;
+            }
+            pid = ppid;
+        }
+        false
+    };
+    let our_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    stopped
+        .into_iter()
+        .filter(|&pid| descends(pid))
+        .map(|pid| {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            (pid, ns.as_ref() == Some(&our_ns))
+        })
+        .collect()
+}
+
+/// Issue 16, item 5: a mount's flags must land on the mount berth made,
+/// even when its destination is swapped for a symlink meanwhile (another
+/// container writing to a shared volume). berth used to mount, then look
+/// the destination up again to remount it read-only: a symlink swapped in
+/// between sent `ro` elsewhere and left the volume writable.
+///
+/// The race is made deterministic with strace: it stops berth's init with
+/// SIGSTOP right after the init's first mount_setattr (the one that gives
+/// this mount, listed first, its flags; the mount point is resolved by
+/// then and the mount not yet attached). While it is stopped the test
+/// moves the mount point away and puts a symlink to /target in its place,
+/// then lets it go on. The host directory must stay unwritable from the
+/// container, wherever the mount ended up. (berth's own first
+/// mount_setattr, which seals its binary, also stops: it is in the host's
+/// mount namespace and is simply continued.)
+#[test]
+fn mount_flags_land_on_the_mount_made_when_its_path_is_swapped() {
+    let has_strace = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !runs_here(
+        has_strace,
+        "strace is not installed: it stops berth's init between resolving a mount point and attaching the mount",
+    ) {
+        return;
+    }
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("file"), "host data\n").unwrap();
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    std::fs::create_dir(rootfs.join("vol")).unwrap();
+    std::fs::create_dir(rootfs.join("target")).unwrap();
+    bundle.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().insert(
+            0,
+            json!({"destination": "/vol", "type": "bind",
+                   "source": volume.path(), "options": ["bind", "ro"]}),
+        );
+        c["linux"]["readonlyPaths"] = json!([]);
+        c["root"]["readonly"] = json!(false);
+    });
+    bundle.sh(
+        "for d in /vol /vol.moved /target; do echo x > $d/new 2>/dev/null && echo wrote $d; done; \
+         cat /vol.moved/file; grep -c ' /vol.moved ' /proc/self/mountinfo",
+    );
+    let berth = Berth::new();
+    let id = unique_id("swap");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut strace = Background::spawn(
+        std::process::Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null"])
+            .args(["-e", "trace=mount_setattr"])
+            .args(["-e", "inject=mount_setattr:signal=SIGSTOP:when=1"])
+            .arg(BERTH)
+            .arg("--root")
+            .arg(berth.root())
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(std::process::Stdio::null()),
+    );
+    let strace_pid = strace.pid();
+    let mut swapped = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !swapped && std::time::Instant::now() < deadline {
+        for (pid, in_host_ns) in stopped_descendants(strace_pid) {
+            if !in_host_ns {
+                std::fs::rename(rootfs.join("vol"), rootfs.join("vol.moved")).unwrap();
+                std::os::unix::fs::symlink("/target", rootfs.join("vol")).unwrap();
+                swapped = true;
+            }
+            // SAFETY: kill(2) of a process of this test's tree.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        swapped,
+        "berth's init never stopped after its first mount_setattr"
+    );
+    let status = strace.0.as_mut().unwrap().wait().unwrap();
+    let printed = std::fs::read_to_string(out.path()).unwrap();
+    assert!(status.success(), "berth run under strace failed: {printed}");
+    // /vol is the symlink to /target now; the volume sits at /vol.moved.
+    assert_eq!(printed, "wrote /vol\nwrote /target\nhost data\n1\n");
+    assert!(!volume.path().join("new").exists());
+    assert_nothing_left(&berth, &id, &bundle);
 }

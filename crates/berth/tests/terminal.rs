@@ -3,36 +3,12 @@
 
 mod common;
 
-use std::io::{IoSliceMut, Read, Write};
-use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use serde_json::json;
-
-/// Accepts one connection on `listener` and takes the pty master from it.
-fn receive_master(listener: &UnixListener) -> OwnedFd {
-    let (stream, _) = listener.accept().unwrap();
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut name = [0u8; 64];
-    rustix::net::recvmsg(
-        &stream,
-        &mut [IoSliceMut::new(&mut name)],
-        &mut control,
-        RecvFlags::empty(),
-    )
-    .unwrap();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = message {
-            return fds.next().unwrap();
-        }
-    }
-    panic!("no fd came over the console socket");
-}
 
 /// Reads from the pty master until `want` appears (or panics after 10 s).
 fn read_until(master: &mut std::fs::File, want: &str) -> String {
@@ -66,18 +42,19 @@ fn the_console_socket_receives_a_pty_made_inside_the_container() {
     let socket = dir.path().join("console.sock");
     let listener = UnixListener::bind(&socket).unwrap();
     let id = unique_id("console");
-    let receiver = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_master(&listener));
-        berth.ok(&[
+    let receiver = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "create",
             "--console-socket",
             socket.to_str().unwrap(),
             "-b",
             bundle.path().to_str().unwrap(),
             &id,
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    )
+    .0;
     let _guard = Container {
         berth: &berth,
         id: id.clone(),
@@ -134,9 +111,10 @@ fn exec_gets_a_pty_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("exec.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let master = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_master(&listener));
-        berth.ok(&[
+    let master = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "exec",
             "-t",
             "-d",
@@ -146,9 +124,9 @@ fn exec_gets_a_pty_of_its_own() {
             "sh",
             "-c",
             "tty; read x; echo got:$x",
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    )
+    .0;
     let mut master = std::fs::File::from(master);
     read_until(&mut master, "/dev/pts/");
     master.write_all(b"hi\n").unwrap();
@@ -177,9 +155,10 @@ fn exec_tty_takes_the_process_console_size() {
     .unwrap();
     let socket = dir.path().join("exec.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let master = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_master(&listener));
-        berth.ok(&[
+    let master = ok_receiving_fd(
+        &berth,
+        &listener,
+        &[
             "exec",
             "-d",
             "--console-socket",
@@ -187,9 +166,9 @@ fn exec_tty_takes_the_process_console_size() {
             "-p",
             process.to_str().unwrap(),
             &c.id,
-        ]);
-        receiver.join().unwrap()
-    });
+        ],
+    )
+    .0;
     let mut master = std::fs::File::from(master);
     read_until(&mut master, "25 90");
     master.write_all(b"\n").unwrap();

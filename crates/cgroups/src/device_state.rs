@@ -67,11 +67,24 @@ impl fmt::Display for Line {
 }
 
 /// A device cgroup's rules: the default and its exceptions.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DeviceState {
     default_allow: bool,
     exceptions: BTreeMap<Pattern, u8>,
+    /// The exceptions' patterns in the order the rules first named them,
+    /// the order their lines are written in: the runtime spec has rules
+    /// applied in the listed order, and devices.list shows them so.
+    order: Vec<Pattern>,
 }
+
+/// Two states are equal when they allow the same: order is no part of it.
+impl PartialEq for DeviceState {
+    fn eq(&self, other: &DeviceState) -> bool {
+        self.default_allow == other.default_allow && self.exceptions == other.exceptions
+    }
+}
+
+impl Eq for DeviceState {}
 
 /// The accesses a rule names: r, w and m; other letters are dropped (as
 /// runc drops them); no access at all means all three.
@@ -110,7 +123,7 @@ impl DeviceState {
                 None | Some(LinuxDeviceType::A) => {
                     state = DeviceState {
                         default_allow: rule.allow(),
-                        exceptions: BTreeMap::new(),
+                        ..DeviceState::default()
                     };
                     continue;
                 }
@@ -149,7 +162,7 @@ impl DeviceState {
                 "a" => {
                     state = DeviceState {
                         default_allow: true,
-                        exceptions: BTreeMap::new(),
+                        ..DeviceState::default()
                     };
                     continue;
                 }
@@ -185,6 +198,9 @@ impl DeviceState {
         }
         if allow != self.default_allow {
             *self.exceptions.entry(pattern).or_insert(0) |= access;
+            if !self.order.contains(&pattern) {
+                self.order.push(pattern);
+            }
             return Ok(());
         }
         // The kernel only takes accesses off an exception of the same
@@ -259,7 +275,7 @@ impl DeviceState {
                 });
             }
         }
-        for (pattern, bits) in &target.exceptions {
+        for (pattern, bits) in target.ordered() {
             let gained = bits & !old.get(pattern).copied().unwrap_or(0);
             if gained != 0 {
                 lines.push(Line {
@@ -281,7 +297,7 @@ impl DeviceState {
             pattern: None,
             access: ALL,
         };
-        let exceptions = self.exceptions.iter().map(|(pattern, access)| Line {
+        let exceptions = self.ordered().map(|(pattern, access)| Line {
             allow: !self.default_allow,
             pattern: Some(*pattern),
             access: *access,
@@ -305,6 +321,13 @@ impl DeviceState {
                 rule
             })
             .collect()
+    }
+
+    /// The exceptions in the order the rules named them.
+    fn ordered(&self) -> impl Iterator<Item = (&Pattern, &u8)> {
+        self.order
+            .iter()
+            .filter_map(|p| self.exceptions.get_key_value(p))
     }
 
     /// Whether `other` is this state, as far as devices.list can tell
@@ -339,16 +362,16 @@ mod tests {
         {"allow":true,"type":"c","access":"m"}]"#;
 
     #[test]
-    fn a_new_cgroup_is_reset_then_allowed_what_the_rules_allow() {
+    fn a_new_cgroup_is_reset_then_allowed_what_the_rules_allow_in_their_order() {
         let parent = DeviceState::from_list("a *:* rwm\n").unwrap();
         let target = DeviceState::from_rules(&rules(CONTAINER)).unwrap();
         assert_eq!(
             lines(&parent, &target),
             [
                 "devices.deny a *:* rwm",
-                "devices.allow c *:* m",
                 "devices.allow c 1:3 rwm",
-                "devices.allow c 136:* rwm"
+                "devices.allow c 136:* rwm",
+                "devices.allow c *:* m"
             ]
         );
     }

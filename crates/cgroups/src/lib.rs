@@ -247,6 +247,45 @@ pub fn create(host: &Host, path: &CgroupsPath) -> Result<Box<dyn Manager>> {
     }
 }
 
+/// Where [`create`] puts the cgroup for `path` on `host` (its directories,
+/// none of them made): a caller records it before creating, so that a
+/// create killed midway leaves a cgroup that can still be found and
+/// removed. No parent directories are listed as created.
+pub fn planned(host: &Host, path: &CgroupsPath) -> Result<Placement> {
+    let own = match path {
+        CgroupsPath::Relative(_) => Some(OwnCgroups::read()?),
+        _ => None,
+    };
+    Ok(match host {
+        Host::Unified { mount_point } => Placement::V2 {
+            dir: mount_point
+                .join(path.below_mount(Path::new("/"), own.as_ref().and_then(|o| o.unified()))),
+            created: Vec::new(),
+            systemd: None,
+        },
+        Host::Legacy {
+            hierarchies,
+            unified,
+        } => Placement::V1 {
+            dirs: hierarchies
+                .iter()
+                .map(|h| V1Dir {
+                    controllers: h.controllers.clone(),
+                    dir: h.mount_point.join(
+                        path.below_mount(&h.root, own.as_ref().and_then(|o| o.v1(&h.controllers))),
+                    ),
+                })
+                .collect(),
+            unified: unified.as_ref().map(|mount_point| {
+                mount_point
+                    .join(path.below_mount(Path::new("/"), own.as_ref().and_then(|o| o.unified())))
+            }),
+            created: Vec::new(),
+            systemd: None,
+        },
+    })
+}
+
 /// Prepares the systemd driver's cgroup: a transient unit that starts when
 /// the init joins it (`join`).
 pub fn create_systemd(host: &Host, opts: &systemd::Options) -> Result<Box<dyn Manager>> {

@@ -390,11 +390,19 @@ impl Manager for Cgroup {
             }
         }
         if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+            // "invalid configuration", in runc's words (which refuses
+            // unified on any v1 host, and tools look for them).
             let dir = self.unified().ok_or_else(|| Error::Unsupported {
                 field: "linux.resources.unified".into(),
-                message: "this host has no cgroup v2 hierarchy".into(),
+                message: "invalid configuration: this cgroup v1 host has no v2 hierarchy".into(),
             })?;
-            crate::v2::write_unified(dir, unified)?;
+            crate::v2::write_unified(dir, unified).map_err(|e| match e {
+                Error::Unsupported { field, message } => Error::Unsupported {
+                    field,
+                    message: format!("invalid configuration on this cgroup v1 host: {message}"),
+                },
+                other => other,
+            })?;
         }
         Ok(())
     }

@@ -9,14 +9,17 @@
 
 pub mod atomic_file;
 pub mod cdi;
+pub mod criu;
 mod error;
 pub mod exe_seal;
 pub mod features;
 pub mod hooks;
 pub mod id;
 pub mod init;
+pub mod intelrdt;
 pub mod lifecycle;
 pub mod lsm;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod signal;
@@ -27,7 +30,7 @@ pub mod sys;
 pub use error::{errno_text, Context, Error, Result};
 
 /// The newest runtime-spec version berth implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.3.0";
 
 /// The default state root.
 pub const DEFAULT_ROOT: &str = "/run/berth";

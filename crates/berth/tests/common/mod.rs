@@ -204,6 +204,19 @@ impl Berth {
         }
     }
 
+    /// A berth whose state root is `parent/berth`, the default root of a
+    /// berth whose XDG_RUNTIME_DIR is `parent`.
+    pub fn with_root_in(parent: &Path) -> Berth {
+        Berth {
+            root: tempfile::Builder::new()
+                .prefix("berth")
+                .rand_bytes(0)
+                .tempdir_in(parent)
+                .expect("root dir"),
+            binary: PathBuf::from(BERTH),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.root.path()
     }
@@ -505,6 +518,20 @@ pub fn receive_fd(listener: &std::os::unix::net::UnixListener) -> (std::os::fd::
         }
     }
     panic!("no fd came over the socket");
+}
+
+/// `berth args`, which must succeed, while another thread takes the fd
+/// berth sends to `listener` (a console or pidfd socket), with its data.
+pub fn ok_receiving_fd(
+    berth: &Berth,
+    listener: &std::os::unix::net::UnixListener,
+    args: &[&str],
+) -> (std::os::fd::OwnedFd, String) {
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| receive_fd(listener));
+        berth.ok(args);
+        receiver.join().unwrap()
+    })
 }
 
 /// The pid a pidfd refers to, from its fdinfo.

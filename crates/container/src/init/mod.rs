@@ -44,6 +44,8 @@ pub struct InitConfig<'a> {
     pub console: Option<BorrowedFd<'a>>,
     pub exec_fifo: BorrowedFd<'a>,
     pub seccomp: Option<&'a crate::process::seccomp::Filter>,
+    /// The resctrl groups (made) berth puts the init in.
+    pub intel_rdt: Option<&'a crate::intelrdt::RdtGroup>,
 }
 
 /// After `start` the creator is gone: a failure can only be told to the
@@ -126,7 +128,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         )
     })?;
     let Some(process) = spec.process() else {
-        rootfs::make_root_readonly(spec)?;
+        rootfs::make_root_readonly(spec, cfg.plan.own_mount_ns)?;
         // Without a process there is nothing to start: wait for `start`,
         // which reports the error, and leave. berth's descriptors (the
         // state dir's lock among them) must not be held meanwhile.
@@ -152,7 +154,7 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
         (true, Some(console)) => Some(terminal::create(console, process.console_size(), true)?),
         _ => None,
     };
-    rootfs::make_root_readonly(spec)?;
+    rootfs::make_root_readonly(spec, cfg.plan.own_mount_ns)?;
     let mut prepared = setup::prepare(process, &ctx, pty_slave)?;
     if let Some(listener) = prepared.seccomp_listener.take() {
         chan.send_with_fd(&FromChild::SeccompListener, listener.as_fd())?;
@@ -161,8 +163,14 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     if let Err(e) = wait_for_start(cfg.exec_fifo) {
         late_failure(e, 1);
     }
-    let start_hooks = hooks.start_container().as_deref().unwrap_or_default();
-    if let Err(e) = hooks::run_all("startContainer", start_hooks, &state) {
+    if let Err(e) = prepared.load_late_filter() {
+        late_failure(e, 1);
+    }
+    let mut start_hooks = hooks.start_container().clone().unwrap_or_default();
+    for hook in start_hooks.iter_mut().filter(|h| h.env().is_none()) {
+        hook.set_env(Some(prepared.env.clone()));
+    }
+    if let Err(e) = hooks::run_all("startContainer", &start_hooks, &state) {
         late_failure(e, 1);
     }
     let e = prepared.exec();
@@ -171,7 +179,11 @@ fn run(cfg: &InitConfig, chan: &Channel) -> Result<Infallible> {
     } else {
         126
     };
-    late_failure(e, code)
+    // Told as a shell tells it, with no prefix: the container's own
+    // program could not be run.
+    let _ = writeln!(std::io::stderr(), "{e}");
+    // SAFETY: leaving without running berth's destructors (see child::start).
+    unsafe { libc::_exit(code) }
 }
 
 /// Reports ready and waits until berth has recorded the container; returns

@@ -141,6 +141,13 @@ fn converse(
     }
     // Before the init can fork, so that what it forks inherits the reset.
     crate::process::sched::reset_affinity(init.pid());
+    // The init is in its network namespace from the clone on.
+    if let Some(devices) = linux.net_devices() {
+        crate::netdev::move_into(init.pid(), devices)?;
+    }
+    if let Some(group) = cfg.intel_rdt {
+        group.add(init.pid())?;
+    }
     chan.send(&ToChild::Go)?;
     // From here the init works too, and may fail first: its reason, when
     // it sent one, says more than the broken channel or the ESRCH it left.

@@ -16,6 +16,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use super::foreground::ConsoleSocket;
 use crate::init::child::Requests;
 use crate::init::{self, CgroupSetup, InitConfig, NamespacePlan, Spawned};
+use crate::intelrdt::{RdtGroup, Resctrl};
 use crate::process::{caps, seccomp};
 use crate::rootfs::{devices, BindSource, Entry, RootfsConfig};
 use crate::spec::Bundle;
@@ -71,24 +72,26 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Created> 
 
 /// What `create` will do, read from the bundle and the host: nothing is
 /// made yet.
-struct Plan {
-    bundle: Bundle,
-    linux: Linux,
-    terminal: bool,
+pub(super) struct Plan {
+    pub(super) bundle: Bundle,
+    pub(super) linux: Linux,
+    pub(super) terminal: bool,
     seccomp: Option<seccomp::Filter>,
     /// The host's cgroup layout, when berth manages cgroups.
-    host: Option<Host>,
+    pub(super) host: Option<Host>,
     /// A cgroup berth is not allowed to make is no error (see
     /// [`CreateOptions::rootless_cgroups`]).
     rootless_cgroups: bool,
     /// Where the cgroup goes, as the chosen driver reads linux.cgroupsPath.
-    driver: CgroupDriver,
+    pub(super) driver: CgroupDriver,
     /// The limits and device rules to write.
-    resources: LinuxResources,
+    pub(super) resources: LinuxResources,
     namespaces: NamespacePlan,
+    /// linux.intelRdt: the resctrl found and the container's groups in it.
+    intel_rdt: Option<(Resctrl, RdtGroup)>,
 }
 
-fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
+pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     id::validate(id)?;
     let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
     if let Some(process) = bundle.spec.process_mut() {
@@ -131,9 +134,9 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
             CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?,
         )
     };
-    let rootless_cgroups = opts
-        .rootless_cgroups
-        .unwrap_or_else(|| !rustix::process::geteuid().is_root() || in_user_namespace());
+    let rootless_cgroups = opts.rootless_cgroups.unwrap_or_else(|| {
+        !rustix::process::geteuid().is_root() || crate::sys::userns::running_in_one()
+    });
     // An unprivileged berth has a cgroup only through its user's systemd.
     let host = if opts.systemd_cgroup || manages_cgroups(&linux, opts.rootless_cgroups) {
         Some(Host::detect().ctx(|| "cgroups")?)
@@ -145,7 +148,23 @@ fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     let clone_into_cgroup = matches!(host, Some(Host::Unified { .. })) && !opts.systemd_cgroup;
     let namespaces = NamespacePlan::new(&linux, clone_into_cgroup);
     namespaces.check_paths()?;
+    let has_net_devices = linux.net_devices().as_ref().is_some_and(|d| !d.is_empty());
+    if has_net_devices && namespaces.unshare_flags & libc::CLONE_NEWNET as u64 != 0 {
+        return Err(Error::spec(
+            "linux.netDevices",
+            "berth cannot move network devices into a network namespace made inside a user namespace joined by path",
+        ));
+    }
+    let intel_rdt = match linux.intel_rdt() {
+        Some(rdt) => {
+            let resctrl = Resctrl::find()?;
+            let group = RdtGroup::plan(&resctrl, rdt, id)?;
+            Some((resctrl, group))
+        }
+        None => None,
+    };
     Ok(Plan {
+        intel_rdt,
         resources: effective_resources(&linux),
         bundle,
         linux,
@@ -176,16 +195,7 @@ impl Plan {
     }
 }
 
-/// Whether berth runs in a user namespace other than the initial one,
-/// where even uid 0 may be refused cgroups.
-fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
-        let fields: Vec<&str> = map.split_whitespace().collect();
-        fields != ["0", "0", "4294967295"]
-    })
-}
-
-enum CgroupDriver {
+pub(super) enum CgroupDriver {
     Cgroupfs(CgroupsPath),
     /// A transient unit; `user`: the user's own systemd (rootless).
     Systemd {
@@ -200,6 +210,8 @@ struct Prepared {
     dir: Option<ContainerDir>,
     /// The cgroup, empty; taken by [`record`].
     cgroup: Option<Box<dyn Manager>>,
+    /// The resctrl groups, empty; taken by [`record`].
+    intel_rdt: Option<RdtGroup>,
     exec_fifo: OwnedFd,
     /// A connected --console-socket.
     console: Option<OwnedFd>,
@@ -209,10 +221,23 @@ struct Prepared {
     bind_sources: Vec<Option<BindSource>>,
     /// A connected --pidfd-socket.
     pidfd_socket: Option<OwnedFd>,
+    /// The rootfs of a container without a mount namespace of its own,
+    /// whose mounts land on the host's.
+    host_rootfs: Option<PathBuf>,
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
+        if let Some(group) = self.intel_rdt.take() {
+            if let Err(e) = group.remove() {
+                tracing::warn!("remove the resctrl group of the failed container: {e}");
+            }
+        }
+        if let Some(rootfs) = &self.host_rootfs {
+            if let Err(e) = crate::rootfs::detach_host_mounts(rootfs) {
+                tracing::warn!("detach the mounts of the failed container: {e}");
+            }
+        }
         if let Some(cgroup) = self.cgroup.take() {
             if let Err(e) = cgroup.destroy() {
                 tracing::warn!("remove the cgroup of the failed container: {e}");
@@ -277,15 +302,23 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
     let mut prepared = Prepared {
         dir: Some(dir),
         cgroup: None,
+        intel_rdt: None,
         exec_fifo,
         console,
         own_console,
         bind_sources,
         pidfd_socket,
+        host_rootfs: (!plan.namespaces.own_mount_ns).then(|| plan.bundle.rootfs.clone()),
     };
     if let Some(host) = &plan.host {
         let cgroup = match &plan.driver {
-            CgroupDriver::Cgroupfs(path) => berth_cgroups::create(host, path),
+            CgroupDriver::Cgroupfs(path) => {
+                // Noted first: a create killed while or after making it
+                // leaves a cgroup `delete` can find.
+                let planned = berth_cgroups::planned(host, path).ctx(|| "cgroups")?;
+                prepared.dir().write_cgroup_plan(&planned)?;
+                berth_cgroups::create(host, path)
+            }
             CgroupDriver::Systemd { user } => {
                 let linux = &plan.linux;
                 let path = linux
@@ -320,6 +353,10 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
             ),
             Err(e) => return Err(e).ctx(|| "cgroups"),
         }
+    }
+    if let (Some((resctrl, group)), Some(rdt)) = (&plan.intel_rdt, plan.linux.intel_rdt()) {
+        group.make(resctrl, &crate::intelrdt::schemata(rdt))?;
+        prepared.intel_rdt = Some(group.clone());
     }
     Ok(prepared)
 }
@@ -397,6 +434,7 @@ fn spawn(
         console: prepared.console_for_init(),
         exec_fifo: prepared.exec_fifo.as_fd(),
         seccomp: plan.seccomp.as_ref(),
+        intel_rdt: prepared.intel_rdt.as_ref(),
     };
     let state = State {
         oci_version: spec.version().clone(),
@@ -408,6 +446,7 @@ fn spawn(
         created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup: placement.clone(),
+        intel_rdt: prepared.intel_rdt.clone(),
         config: spec.clone(),
     };
     let mut requests = CreateRequests {
@@ -493,9 +532,11 @@ fn record(
         .as_ref()
         .map(ConsoleSocket::receive)
         .transpose()?;
-    // Recorded: keep the init, the cgroup and the state dir.
+    // Recorded: keep the init, the cgroup, the state dir and the mounts.
     let (pid, pidfd) = spawned.release();
     prepared.cgroup = None;
+    prepared.intel_rdt = None;
+    prepared.host_rootfs = None;
     let dir = prepared
         .dir
         .take()

@@ -19,7 +19,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     let status = container.status();
     let Some(state) = container.state else {
         // We hold the lock, so the create that made this directory died
-        // before it recorded anything.
+        // before it recorded anything; the cgroup it was making, if any,
+        // is in its plan.
+        if let Some(placement) = dir.cgroup_plan()? {
+            remove_planned_cgroup(placement)?;
+        }
         return dir.remove();
     };
     match status {
@@ -68,10 +72,28 @@ fn clean_up(state: &State) -> Result<()> {
         }
         cgroup.destroy().ctx(|| "remove the container's cgroup")?;
     }
+    if let Some(group) = &state.intel_rdt {
+        group.remove()?;
+    }
     if !has(oci_spec::runtime::LinuxNamespaceType::Mount) {
         rootfs::detach_host_mounts(&state.rootfs)?;
     }
     Ok(())
+}
+
+/// Removes the cgroup a killed create noted it would make. Its init may
+/// be in it (and is killed); a directory not made yet lists no process
+/// and is not there to remove.
+fn remove_planned_cgroup(placement: berth_cgroups::Placement) -> Result<()> {
+    let cgroup = berth_cgroups::open(placement);
+    if cgroup.procs().is_ok() {
+        cgroup
+            .kill_all(Duration::from_secs(10))
+            .ctx(|| "kill the processes of the unfinished container")?;
+    }
+    cgroup
+        .destroy()
+        .ctx(|| "remove the cgroup of the unfinished container")
 }
 
 /// Waits until the init has exited (a zombie counts: it will run no more).

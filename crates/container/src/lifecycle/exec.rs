@@ -71,6 +71,7 @@ fn build_process(state: &State, request: &ExecRequest) -> Result<Process> {
                 .entry("user")
                 .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
         }
+        crate::spec::drop_unknown_capabilities(&mut value);
         return serde_path_to_error::deserialize(value).map_err(|e| {
             Error::spec(
                 format!("--process {}: {}", path.display(), e.path()),
@@ -140,6 +141,12 @@ fn build_process(state: &State, request: &ExecRequest) -> Result<Process> {
         caps.set_bounding(extend(caps.bounding()));
         caps.set_effective(extend(caps.effective()));
         caps.set_permitted(extend(caps.permitted()));
+        // An ambient capability also needs to be inheritable, which --cap
+        // does not make it: as in runc, it is added to the ambient set only
+        // when the container's process has an inheritable set.
+        if caps.inheritable().is_some() {
+            caps.set_ambient(extend(caps.ambient()));
+        }
         p.set_capabilities(Some(caps));
     }
     if request.no_new_privs {
@@ -357,6 +364,9 @@ fn spawn(plan: &Plan, prepared: &Prepared, opts: &ExecOptions) -> Result<Child> 
         cgroup
             .join(child.pid(), plan.sub_cgroup.as_ref())
             .ctx(|| "join the container's cgroup")?;
+    }
+    if let Some(group) = &plan.state.intel_rdt {
+        group.add(child.pid())?;
     }
     // Without an execCPUAffinity the process must not keep berth's own
     // (a pinned engine's): all CPUs, as runc does.

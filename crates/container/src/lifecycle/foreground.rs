@@ -240,6 +240,15 @@ impl ConsoleSocket {
         let mut name = [0u8; 256];
         let (_, fd) =
             crate::sys::recv_fd(self.ours.as_fd(), &mut name).ctx(|| "receive the pty master")?;
-        fd.ok_or_else(|| Error::Message("no pty master came over the console socket".into()))
+        let master =
+            fd.ok_or_else(|| Error::Message("no pty master came over the console socket".into()))?;
+        // The container's output reaches berth's stdout as it wrote it: no
+        // "\n" turned into "\r\n" by the pty (runc clears ONLCR too, and
+        // scripts compare the lines they read).
+        if let Ok(mut attrs) = termios::tcgetattr(&master) {
+            attrs.output_modes.remove(termios::OutputModes::ONLCR);
+            let _ = termios::tcsetattr(&master, OptionalActions::Now, &attrs);
+        }
+        Ok(master)
     }
 }

@@ -84,7 +84,7 @@ impl Program {
         let errno = std::io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EINVAL);
-        Error::os(format!("exec {:?}", self.path), errno)
+        Error::os(format!("exec {}", self.path.to_string_lossy()), errno)
     }
 }
 

@@ -10,6 +10,25 @@ use oci_spec::runtime::{LinuxMemoryPolicy, MemoryPolicyFlagType, MemoryPolicyMod
 
 use crate::{Error, Result};
 
+/// The modes berth sets (the match in [`MemoryPolicy::from_spec`] takes
+/// every one), listed for `features`.
+pub const MODES: [MemoryPolicyModeType; 7] = [
+    MemoryPolicyModeType::MpolDefault,
+    MemoryPolicyModeType::MpolPreferred,
+    MemoryPolicyModeType::MpolBind,
+    MemoryPolicyModeType::MpolInterleave,
+    MemoryPolicyModeType::MpolLocal,
+    MemoryPolicyModeType::MpolPreferredMany,
+    MemoryPolicyModeType::MpolWeightedInterleave,
+];
+
+/// The mode flags berth sets, listed for `features`.
+pub const FLAGS: [MemoryPolicyFlagType; 3] = [
+    MemoryPolicyFlagType::MpolFNumaBalancing,
+    MemoryPolicyFlagType::MpolFRelativeNodes,
+    MemoryPolicyFlagType::MpolFStaticNodes,
+];
+
 /// The highest node number accepted, as runc's.
 const MAX_NODE: u32 = 64 * 1024;
 

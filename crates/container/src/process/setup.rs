@@ -31,16 +31,27 @@ pub struct Prepared<'a> {
     /// The seccomp listener, for the caller to hand to the spec's
     /// listenerPath (SCMP_ACT_NOTIFY).
     pub seccomp_listener: Option<std::os::fd::OwnedFd>,
+    /// The environment the program gets, which startContainer hooks that
+    /// set none of their own inherit (as runc's do).
+    pub env: Vec<String>,
 }
 
 impl Prepared<'_> {
+    /// Loads the filter that waited for no_new_privs, if it is not loaded
+    /// yet. The init does it before the startContainer hooks, as runc does:
+    /// they run under the filter the program will.
+    pub fn load_late_filter(&mut self) -> Result<()> {
+        match self.late_seccomp.take() {
+            Some(filter) => filter.load().map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// Loads the late filter and replaces this process with the program;
     /// returns only on failure.
-    pub fn exec(self) -> Error {
-        if let Some(filter) = self.late_seccomp {
-            if let Err(e) = filter.load() {
-                return e;
-            }
+    pub fn exec(mut self) -> Error {
+        if let Err(e) = self.load_late_filter() {
+            return e;
         }
         // berth ignores SIGPIPE (as every Rust program does); the user's
         // process starts with the default.
@@ -64,6 +75,26 @@ fn check_cwd(cwd: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The process's environment as runc gives it: a variable set more than
+/// once keeps its last value (at that place), and HOME, when unset or
+/// empty, is the user's home from the container's /etc/passwd.
+fn environment(env: &[String], home: impl FnOnce() -> String) -> Vec<String> {
+    let key = |entry: &str| entry.split('=').next().unwrap_or_default().to_string();
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<String> = env
+        .iter()
+        .rev()
+        .filter(|entry| seen.insert(key(entry)))
+        .filter(|entry| entry.as_str() != "HOME=")
+        .cloned()
+        .collect();
+    kept.reverse();
+    if !kept.iter().any(|e| e.starts_with("HOME=")) {
+        kept.push(format!("HOME={}", home()));
+    }
+    kept
+}
+
 /// Sets up `process` in the calling process, which is root in the
 /// container's namespaces and whose root is the container's. `pty_slave`
 /// is its terminal, made beforehand ([`terminal::create`]).
@@ -74,13 +105,9 @@ pub fn prepare<'a>(
 ) -> Result<Prepared<'a>> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     let user = process.user();
-    let mut env = process.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            user::home_of(user.uid(), Path::new("/etc/passwd"))
-        ));
-    }
+    let env = environment(process.env().as_deref().unwrap_or_default(), || {
+        user::home_of(user.uid(), Path::new("/etc/passwd"))
+    });
     // As root first: a directory root can enter and the user cannot is
     // still the right cwd; one only the user can enter is tried again below.
     let cwd = process.cwd();
@@ -151,5 +178,33 @@ pub fn prepare<'a>(
         program,
         late_seccomp,
         seccomp_listener,
+        env,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(list: &[&str]) -> Vec<String> {
+        environment(
+            &list.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            || "/root".into(),
+        )
+    }
+
+    #[test]
+    fn the_last_value_of_a_variable_wins() {
+        assert_eq!(
+            env(&["ONE=two", "PATH=/bin", "ONE=three"]),
+            ["PATH=/bin", "ONE=three", "HOME=/root"]
+        );
+    }
+
+    #[test]
+    fn an_empty_home_is_the_users() {
+        assert_eq!(env(&["HOME=/override", "HOME="]), ["HOME=/root"]);
+        assert_eq!(env(&["HOME=", "HOME=/x"]), ["HOME=/x"]);
+        assert_eq!(env(&["PATH=/bin"]), ["PATH=/bin", "HOME=/root"]);
+    }
 }

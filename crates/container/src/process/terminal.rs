@@ -88,7 +88,8 @@ const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 /// Binds the pty slave over /dev/console, as runc does. Whatever the image
 /// left at /dev/console (a symlink could aim the bind anywhere,
 /// CVE-2025-52565) is replaced by a plain file first, and the bind goes
-/// through file descriptors, never through paths.
+/// through file descriptors, never through paths. A plain file already
+/// there (made before a read-only /dev was remounted) is kept.
 fn bind_console(slave: &OwnedFd, name: &std::ffi::CStr) -> Result<()> {
     let root = RootDir::open(Path::new("/")).ctx(|| "open /")?;
     let console = Path::new("dev/console");

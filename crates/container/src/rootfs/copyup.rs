@@ -6,54 +6,21 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
-
-use super::options::MountOptions;
 use crate::sys;
 use crate::{Context, Result};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-/// MS_* flags that fsmount takes as MOUNT_ATTR_* attributes.
-fn attributes(flags: u64) -> MountAttrFlags {
-    let mut attr = MountAttrFlags::empty();
-    let pairs = [
-        (libc::MS_RDONLY, MountAttrFlags::MOUNT_ATTR_RDONLY),
-        (libc::MS_NOSUID, MountAttrFlags::MOUNT_ATTR_NOSUID),
-        (libc::MS_NODEV, MountAttrFlags::MOUNT_ATTR_NODEV),
-        (libc::MS_NOEXEC, MountAttrFlags::MOUNT_ATTR_NOEXEC),
-        (libc::MS_NOATIME, MountAttrFlags::MOUNT_ATTR_NOATIME),
-        (libc::MS_STRICTATIME, MountAttrFlags::MOUNT_ATTR_STRICTATIME),
-        (libc::MS_NODIRATIME, MountAttrFlags::MOUNT_ATTR_NODIRATIME),
-    ];
-    for (ms, a) in pairs {
-        if flags & ms != 0 {
-            attr |= a;
-        }
-    }
-    attr
-}
-
-/// Mounts a tmpfs named `source` with `opts` on `point`, holding a copy of
-/// what `point` held.
-pub fn tmpfs_with_copy(point: BorrowedFd, source: &str, opts: &MountOptions) -> Result<()> {
-    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| "fsopen tmpfs")?;
-    rustix::mount::fsconfig_set_string(&fs, "source", source)
-        .ctx(|| format!("tmpfs source {source:?}"))?;
-    for option in &opts.data {
-        match option.split_once('=') {
-            Some((key, value)) => rustix::mount::fsconfig_set_string(&fs, key, value),
-            None => rustix::mount::fsconfig_set_flag(&fs, option.as_str()),
-        }
-        .ctx(|| format!("tmpfs option {option:?}"))?;
-    }
-    rustix::mount::fsconfig_create(&fs).ctx(|| "create the tmpfs")?;
-    // Read-only comes last: the copy needs to write.
-    let tmpfs = rustix::mount::fsmount(
-        &fs,
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        attributes(opts.flags & !libc::MS_RDONLY),
-    )
-    .ctx(|| "fsmount the tmpfs")?;
+/// A tmpfs named `source` with the filesystem options `data` and the
+/// superblock flags of `flags` (read-only aside: the copy needs to write),
+/// detached, holding a copy of what `point` holds. The caller gives it its
+/// per-mount flags and attaches it.
+pub fn tmpfs_with_copy(
+    point: BorrowedFd,
+    source: &str,
+    data: &[String],
+    flags: u64,
+) -> Result<OwnedFd> {
+    let tmpfs = sys::new_filesystem("tmpfs", source, data, flags & !libc::MS_RDONLY)?;
     let source = rustix::fs::openat(
         point,
         ".",
@@ -62,11 +29,7 @@ pub fn tmpfs_with_copy(point: BorrowedFd, source: &str, opts: &MountOptions) -> 
     )
     .ctx(|| "open the directory to copy")?;
     copy_tree(source.as_fd(), tmpfs.as_fd()).ctx(|| "tmpcopyup")?;
-    sys::attach(tmpfs.as_fd(), point)?;
-    if opts.flags & libc::MS_RDONLY != 0 {
-        sys::set_attributes_recursively(tmpfs.as_fd(), super::options::MOUNT_ATTR_RDONLY, 0)?;
-    }
-    Ok(())
+    Ok(tmpfs)
 }
 
 fn open_dir(parent: BorrowedFd, name: &std::ffi::CStr) -> Result<OwnedFd> {

@@ -12,7 +12,7 @@ use crate::sys;
 use crate::{Context, Error, Result};
 
 /// The nodes every container gets: (name, major, minor).
-const DEFAULT_NODES: &[(&str, u32, u32)] = &[
+pub const DEFAULT_NODES: &[(&str, u32, u32)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),

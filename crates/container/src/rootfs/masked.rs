@@ -3,6 +3,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use super::options::MOUNT_ATTR_RDONLY;
 use super::resolve::RootDir;
 use super::target;
 use crate::sys;
@@ -53,7 +54,9 @@ pub fn mask(root: &RootDir, paths: &[String], dev_null: BorrowedFd) -> Result<()
     Ok(())
 }
 
-/// Makes each path a read-only bind of itself, keeping its other flags.
+/// Makes each path a read-only bind of itself, keeping its other flags: a
+/// detached copy of what is there is made read-only and attached in its
+/// place, through the descriptor resolved once.
 pub fn make_readonly(root: &RootDir, paths: &[String]) -> Result<()> {
     for (i, p) in paths.iter().enumerate() {
         let rel = target::in_root(Path::new(p));
@@ -61,10 +64,9 @@ pub fn make_readonly(root: &RootDir, paths: &[String]) -> Result<()> {
             let Some(handle) = resolve_existing(root, &rel)? else {
                 return Ok(());
             };
-            sys::bind(handle.as_fd(), handle.as_fd(), true)?;
-            let new = target::mounted(root, &rel)?;
-            let flags = sys::mount_flags(new.as_fd())? | libc::MS_RDONLY;
-            sys::remount_bind(new.as_fd(), flags)
+            let tree = sys::clone_of(handle.as_fd(), true)?;
+            sys::set_attributes(tree.as_fd(), MOUNT_ATTR_RDONLY, 0, false)?;
+            sys::attach(tree.as_fd(), handle.as_fd())
         })();
         result.ctx(|| format!("linux.readonlyPaths[{i}] {p:?}"))?;
     }

@@ -85,13 +85,10 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
             }
             readonly
         });
-    mounts::mount_all(&ctx, &spec_mounts)?;
+    let made = mounts::mount_all(&ctx, &spec_mounts)?;
     let dev_is_bound = spec_mounts.iter().any(|m| {
         target::in_root(m.destination()) == Path::new("dev")
-            && mounts::is_bind(
-                m,
-                &options::parse(m.options().as_deref().unwrap_or_default()),
-            )
+            && options::parse(m.options().as_deref().unwrap_or_default()).is_bind(m)
     });
     if !dev_is_bound {
         devices::populate(
@@ -101,9 +98,27 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
         )?;
     }
     if readonly_dev {
-        let dev = root.resolve(Path::new("dev")).ctx(|| "resolve /dev")?;
-        let flags = sys::mount_flags(dev.as_fd())? | libc::MS_RDONLY;
-        sys::remount_bind(dev.as_fd(), flags).ctx(|| "make /dev read-only")?;
+        // The pty is bound over /dev/console later, when /dev no longer
+        // takes new files: its mount point is made now.
+        let terminal = cfg
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal {
+            root.create_file(Path::new("dev/console"), 0o600)
+                .ctx(|| "create /dev/console")?;
+        }
+        // The /dev tmpfs made writable above, by its descriptor.
+        let dev = spec_mounts
+            .iter()
+            .position(|m| target::in_root(m.destination()) == Path::new("dev"))
+            .map(|i| &made[i]);
+        if let Some(dev) = dev {
+            sys::set_attributes(dev.as_fd(), options::MOUNT_ATTR_RDONLY, 0, false)
+                .ctx(|| "make /dev read-only")?;
+        }
     }
     make_cwd(&root, cfg.spec)?;
     let dev_null = masked::open_dev_null()?;
@@ -152,11 +167,14 @@ fn make_cwd(root: &resolve::RootDir, spec: &Spec) -> Result<()> {
 /// flags. Runs after everything that writes to the root (the console) and
 /// before the process loses the capability to. Works on the path "/": the
 /// container's /proc may not be a procfs.
-pub fn make_root_readonly(spec: &Spec) -> Result<()> {
-    if spec
-        .root()
-        .as_ref()
-        .is_none_or(|r| r.readonly() != Some(true))
+pub fn make_root_readonly(spec: &Spec, own_mount_ns: bool) -> Result<()> {
+    // Without a mount namespace of its own the container's / is the host's,
+    // which is not berth's to make read-only (runc leaves it too).
+    if !own_mount_ns
+        || spec
+            .root()
+            .as_ref()
+            .is_none_or(|r| r.readonly() != Some(true))
     {
         return Ok(());
     }
@@ -230,7 +248,7 @@ pub fn bind_sources(
                 (Some(uid), Some(gid)) if !uid.is_empty() => Some((uid, gid)),
                 _ => None,
             };
-            if !mounts::is_bind(m, &opts) || (idmap.is_none() && !clone_all) {
+            if !opts.is_bind(m) || (idmap.is_none() && !clone_all) {
                 return Ok(None);
             }
             let source = m.source().as_deref().unwrap_or(Path::new(""));

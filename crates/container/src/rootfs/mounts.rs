@@ -3,40 +3,40 @@
 //! symlink can lead out of it), created when missing, and mounted on
 //! through their descriptors.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
 use super::cgroupfs;
 use super::options::{self, MountOptions};
-use super::target::{finish, in_root, mount_point_dir, mount_point_file, mounted, MountContext};
+use super::target::{self, in_root, mount_point_dir, mount_point_file, MountContext};
 use super::BindSource;
 use crate::sys;
 use crate::{Context, Error, Result};
 
-pub fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
-    m.typ().as_deref() == Some("bind") || opts.bind
+/// Mounts every entry of `mounts`, in order; returns the mounts made, by
+/// index (a descriptor of each, to change it later without a path).
+pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<Vec<OwnedFd>> {
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let ready = ctx.cfg.bind_sources.get(i).and_then(Option::as_ref);
+            mount_one(ctx, m, ready)
+                .ctx(|| format!("mounts[{i}].destination {:?}", m.destination()))
+        })
+        .collect()
 }
 
-/// Mounts every entry of `mounts`, in order.
-pub fn mount_all(ctx: &MountContext, mounts: &[Mount]) -> Result<()> {
-    for (i, m) in mounts.iter().enumerate() {
-        let ready = ctx.cfg.bind_sources.get(i).and_then(Option::as_ref);
-        mount_one(ctx, m, ready)
-            .ctx(|| format!("mounts[{i}].destination {:?}", m.destination()))?;
-    }
-    Ok(())
-}
-
-fn mount_one(ctx: &MountContext, m: &Mount, ready: Option<&BindSource>) -> Result<()> {
+fn mount_one(ctx: &MountContext, m: &Mount, ready: Option<&BindSource>) -> Result<OwnedFd> {
     let dest = in_root(m.destination());
     if dest == Path::new("proc") || dest == Path::new("sys") {
         refuse_symlink(ctx, &dest)?;
     }
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     super::proc_guard::check(ctx.root, m, &dest, &opts)?;
-    if is_bind(m, &opts) {
+    if opts.is_bind(m) {
         return bind(ctx, m, &dest, &opts, ready);
     }
     match m.typ().as_deref().unwrap_or("") {
@@ -52,10 +52,21 @@ fn filesystem(
     fstype: &str,
     dest: &Path,
     opts: &MountOptions,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     if matches!(fstype, "proc" | "sysfs") {
         refuse_symlink(ctx, dest)?;
     }
+    // A tmpfs over a directory the image has takes that directory's mode,
+    // unless the options name one; over a directory made for it, tmpfs's
+    // own 1777 (as runc, its issue 3952).
+    let image_dir_mode = (fstype == "tmpfs")
+        .then(|| ctx.root.resolve(dest).ok())
+        .flatten()
+        .and_then(|dir| rustix::fs::fstat(&dir).ok())
+        .filter(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        })
+        .map(|st| st.st_mode & 0o7777);
     let point = mount_point_dir(ctx.root, dest)?;
     if matches!(fstype, "proc" | "sysfs") {
         // A proc or sysfs on anything but a directory could land anywhere
@@ -78,38 +89,37 @@ fn filesystem(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| fstype.to_string());
     let mut data = opts.data.clone();
+    if let Some(mode) = image_dir_mode {
+        // First: a mode= of the options, later, overrides it.
+        data.insert(0, format!("mode={mode:04o}"));
+    }
     if let Some(label) = ctx
         .mount_label
         .filter(|_| matches!(fstype, "tmpfs" | "devpts" | "mqueue" | "shm"))
     {
         data.push(crate::lsm::mount_context(label));
     }
-    if fstype == "tmpfs" && opts.copy_up {
-        let opts = MountOptions {
-            data,
-            ..opts.clone()
-        };
-        super::copyup::tmpfs_with_copy(point.as_fd(), &source, &opts)?;
-        return finish(ctx.root, dest, &opts);
-    }
-    let data = data.join(",");
-    match sys::mount(&source, point.as_fd(), fstype, opts.flags, &data) {
-        // sysfs cannot be mounted in a user namespace that does not own the
-        // network namespace; bind the host's instead, as runc does.
-        Err(e) if fstype == "sysfs" && ctx.cfg.in_userns && e.errno() == Some(libc::EPERM) => {
-            let host = sys::open_path(Path::new("/sys"))?;
-            sys::bind(host.as_fd(), point.as_fd(), true)?;
-            let new = mounted(ctx.root, dest)?;
-            sys::remount_bind(new.as_fd(), opts.flags | locked_flags(ctx, new.as_fd())?)?;
+    let tree = if fstype == "tmpfs" && opts.copy_up {
+        super::copyup::tmpfs_with_copy(point.as_fd(), &source, &data, opts.flags)?
+    } else {
+        match sys::new_filesystem(fstype, &source, &data, opts.flags) {
+            // sysfs cannot be mounted in a user namespace that does not own
+            // the network namespace; bind the host's instead, as runc does.
+            Err(e) if fstype == "sysfs" && ctx.cfg.in_userns && e.errno() == Some(libc::EPERM) => {
+                let host = sys::open_path(Path::new("/sys"))?;
+                sys::clone_of(host.as_fd(), true)?
+            }
+            other => other?,
         }
-        other => other?,
-    }
-    finish(ctx.root, dest, opts)
+    };
+    target::attach(tree.as_fd(), point.as_fd(), opts)?;
+    Ok(tree)
 }
 
 /// A mount at /proc or /sys, or of a proc or sysfs anywhere, must not
 /// follow a symlink of the image: it would put the kernel's files where the
-/// image points (CVE-2019-19921). Named with its target, as runc does.
+/// image points (CVE-2019-19921). Named with its target, in runc's words
+/// (which tools and runc's tests look for).
 fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
     let Ok(found) = ctx.root.resolve_nofollow(dest) else {
         return Ok(());
@@ -122,7 +132,7 @@ fn refuse_symlink(ctx: &MountContext, dest: &Path) -> Result<()> {
         .map(|t| t.to_string_lossy().into_owned())
         .unwrap_or_default();
     Err(Error::Message(format!(
-        "/{} is a symlink (to {target:?}) in the rootfs; nothing may be mounted through it",
+        "/{} is a symlink (to {target:?}) in the rootfs; it must be mounted on ordinary directory, not through a symlink",
         dest.display()
     )))
 }
@@ -133,7 +143,7 @@ fn bind(
     dest: &Path,
     opts: &MountOptions,
     ready: Option<&BindSource>,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let source = m
         .source()
         .as_deref()
@@ -143,40 +153,22 @@ fn bind(
     } else {
         ctx.cfg.bundle.join(source)
     };
-    let opened;
-    let (source_fd, tree) = match ready {
-        Some(BindSource::Idmapped(tree) | BindSource::Cloned(tree)) => (tree.as_fd(), Some(tree)),
+    let tree = match ready {
+        Some(BindSource::Idmapped(tree) | BindSource::Cloned(tree)) => {
+            tree.try_clone().ctx(|| "dup the mount source")?
+        }
         None => {
-            opened = sys::open_path(&source).ctx(|| "mount source")?;
-            (opened.as_fd(), None)
+            let opened = sys::open_path(&source).ctx(|| "mount source")?;
+            sys::clone_of(opened.as_fd(), opts.recursive).ctx(|| "mount source")?
         }
     };
-    let st = rustix::fs::fstat(source_fd).ctx(|| format!("stat {}", source.display()))?;
+    let st = rustix::fs::fstat(&tree).ctx(|| format!("stat {}", source.display()))?;
     let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
     let point = if is_dir {
         mount_point_dir(ctx.root, dest)?
     } else {
         mount_point_file(ctx.root, dest)?
     };
-    match tree {
-        Some(tree) => sys::attach(tree.as_fd(), point.as_fd())?,
-        None => sys::bind(source_fd, point.as_fd(), opts.recursive)?,
-    }
-    let flags_to_apply = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
-    if flags_to_apply != 0 || opts.cleared != 0 {
-        let new = mounted(ctx.root, dest)?;
-        let flags = flags_to_apply | (locked_flags(ctx, new.as_fd())? & !opts.cleared);
-        sys::remount_bind(new.as_fd(), flags)?;
-    }
-    finish(ctx.root, dest, opts)
-}
-
-/// In a user namespace the flags of a mount inherited from the host are
-/// locked: a remount must repeat them or it fails with EPERM.
-fn locked_flags(ctx: &MountContext, fd: std::os::fd::BorrowedFd) -> Result<u64> {
-    if !ctx.cfg.in_userns {
-        return Ok(0);
-    }
-    let locked = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    Ok(sys::mount_flags(fd)? & locked)
+    target::attach(tree.as_fd(), point.as_fd(), opts)?;
+    Ok(tree)
 }

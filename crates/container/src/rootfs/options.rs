@@ -26,6 +26,13 @@ pub struct MountOptions {
     pub copy_up: bool,
 }
 
+impl MountOptions {
+    /// Whether mount `m`, with these options, is a bind mount.
+    pub fn is_bind(&self, m: &oci_spec::runtime::Mount) -> bool {
+        m.typ().as_deref() == Some("bind") || self.bind
+    }
+}
+
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
@@ -113,6 +120,47 @@ const RECURSIVE: &[(&str, bool, u64)] = &[
     ("rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
     ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
 ];
+
+/// Per-mount MS_* flags and the MOUNT_ATTR_* attribute of each.
+const PER_MOUNT: &[(u64, u64)] = &[
+    (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+    (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+    (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+    (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+    (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+/// The atime modes, strongest first (strictatime wins over noatime in
+/// mount(2), and both over relatime).
+const ATIME_MODES: &[(u64, u64)] = &[
+    (libc::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+    (libc::MS_NOATIME, MOUNT_ATTR_NOATIME),
+    (libc::MS_RELATIME, MOUNT_ATTR_RELATIME),
+];
+
+/// The per-mount part of `flags` (set) and `cleared` as mount_setattr(2)
+/// attributes: (to set, to clear). An atime mode is a value, so setting or
+/// clearing one clears the whole atime field (clearing alone leaves the
+/// default, relatime). Superblock flags (sync, mand, ...) have none.
+pub fn mount_attributes(flags: u64, cleared: u64) -> (u64, u64) {
+    let (mut set, mut clear) = (0, 0);
+    for &(ms, attr) in PER_MOUNT {
+        if flags & ms != 0 {
+            set |= attr;
+        }
+        if cleared & ms != 0 {
+            clear |= attr;
+        }
+    }
+    if let Some(&(_, mode)) = ATIME_MODES.iter().find(|(ms, _)| flags & ms != 0) {
+        set |= mode;
+        clear |= MOUNT_ATTR_ATIME_MASK;
+    } else if ATIME_MODES.iter().any(|(ms, _)| cleared & ms != 0) {
+        clear |= MOUNT_ATTR_ATIME_MASK;
+    }
+    (set, clear)
+}
 
 /// The MS_* flags of a propagation mode name.
 pub fn propagation_flag(name: &str) -> Option<u64> {
@@ -231,6 +279,34 @@ mod tests {
             (o.recursive_set, o.recursive_clear),
             (0, MOUNT_ATTR_NOATIME)
         );
+    }
+
+    #[test]
+    fn per_mount_flags_become_attributes() {
+        let o = opts(&[
+            "ro",
+            "nosuid",
+            "dev",
+            "noexec",
+            "sync",
+            "noatime",
+            "strictatime",
+        ]);
+        let (set, clear) = mount_attributes(o.flags, o.cleared);
+        assert_eq!(
+            set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_STRICTATIME
+        );
+        assert_eq!(clear, MOUNT_ATTR_NODEV | MOUNT_ATTR_ATIME_MASK);
+        let o = opts(&["rw", "atime", "nosymfollow"]);
+        assert_eq!(
+            mount_attributes(o.flags, o.cleared),
+            (
+                MOUNT_ATTR_NOSYMFOLLOW,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME_MASK
+            )
+        );
+        assert_eq!(mount_attributes(0, 0), (0, 0));
     }
 
     #[test]

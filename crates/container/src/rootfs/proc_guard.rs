@@ -63,7 +63,7 @@ pub fn check(root: &RootDir, m: &Mount, dest: &Path, opts: &MountOptions) -> Res
 
 /// Whether the mount is procfs: a new one, or a bind of one.
 fn is_procfs(m: &Mount, opts: &MountOptions) -> Result<bool> {
-    if !super::mounts::is_bind(m, opts) {
+    if !opts.is_bind(m) {
         return Ok(m.typ().as_deref() == Some("proc"));
     }
     let Some(source) = m.source().as_deref().filter(|s| s.is_absolute()) else {

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
@@ -69,12 +70,15 @@ impl RootDir {
     /// The directory `rel`, made (with its parents, `mode`) when missing.
     pub fn mkdir_all(&self, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
         let rel: PathBuf = normal_components(rel).collect();
-        self.mkdir_all_normal(&rel, mode)
+        self.mkdir_all_normal(&rel, mode, &mut 0)
     }
 
     /// mkdir_all of a path of normal components only: the missing part is
     /// made from the deepest parent that exists, not walked from the root.
-    fn mkdir_all_normal(&self, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
+    /// A dangling symlink on the way is followed, inside the root, and what
+    /// it names is made (as runc does); `links` counts the symlinks
+    /// followed, against loops.
+    fn mkdir_all_normal(&self, rel: &Path, mode: u32, links: &mut u32) -> io::Result<OwnedFd> {
         match self.openat2(rel, OFlags::DIRECTORY) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             found => return found,
@@ -82,14 +86,60 @@ impl RootDir {
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         };
-        let parent = self.mkdir_all_normal(parent, mode)?;
-        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
-            // Made meanwhile, or a dangling symlink: the lookup below says
-            // which.
-            Ok(()) | Err(Errno::EXIST) => {}
+        let parent_fd = self.mkdir_all_normal(parent, mode, links)?;
+        match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(mode)) {
+            Ok(()) => {}
+            // Made meanwhile, or a dangling symlink.
+            Err(Errno::EXIST) => {
+                if let Some(target) = self.dangling_target(&parent_fd, parent, name, links)? {
+                    return self.mkdir_all_normal(&target, mode, links);
+                }
+            }
             Err(e) => return Err(e.into()),
         }
         self.openat2(rel, OFlags::DIRECTORY)
+    }
+
+    /// When `name` in `parent_fd` (the directory `parent` of the root) is a
+    /// symlink whose target is missing, that target as a path of normal
+    /// components inside the root.
+    fn dangling_target(
+        &self,
+        parent_fd: &OwnedFd,
+        parent: &Path,
+        name: &std::ffi::OsStr,
+        links: &mut u32,
+    ) -> io::Result<Option<PathBuf>> {
+        let rel = parent.join(name);
+        if !matches!(self.openat2(&rel, OFlags::empty()), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+        {
+            return Ok(None);
+        }
+        let Ok(target) = rustix::fs::readlinkat(parent_fd, name, Vec::new()) else {
+            return Ok(None);
+        };
+        *links += 1;
+        if *links > 40 {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        let target = Path::new(std::ffi::OsStr::from_bytes(target.to_bytes()));
+        let base = if target.is_absolute() {
+            Path::new("")
+        } else {
+            parent
+        };
+        let mut resolved = PathBuf::new();
+        for component in base.join(target).components() {
+            match component {
+                Component::Normal(part) => resolved.push(part),
+                // `..` at the root stays at the root, as RESOLVE_IN_ROOT has it.
+                Component::ParentDir => {
+                    resolved.pop();
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(resolved))
     }
 
     /// The parent directory of `rel` (made when missing) and its last name.
@@ -104,14 +154,28 @@ impl RootDir {
 
     /// An empty regular file at `rel` unless something is there already;
     /// returns what is there (a final symlink followed, inside the root).
+    /// A final symlink that dangles is followed, inside the root, and the
+    /// file made where it points (as runc does).
     pub fn create_file(&self, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
-        let (parent, name) = self.parent(rel)?;
-        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(mode)) {
-            Ok(_) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(e.into()),
+        let mut rel: PathBuf = normal_components(rel).collect();
+        let mut links = 0;
+        loop {
+            let (parent, name) = self.parent(&rel)?;
+            let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(mode)) {
+                Ok(_) => {}
+                Err(Errno::EXIST) => {
+                    let dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+                    let name = name.as_os_str().to_os_string();
+                    if let Some(target) = self.dangling_target(&parent, &dir, &name, &mut links)? {
+                        rel = target;
+                        continue;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            return self.resolve(&rel);
         }
-        self.resolve(rel)
     }
 
     /// mknodat inside the root; EEXIST is the caller's to judge.
@@ -178,13 +242,20 @@ mod tests {
     }
 
     #[test]
-    fn a_dangling_symlink_is_not_made_a_directory() {
+    fn a_dangling_symlink_is_followed_inside_the_root() {
         let dir = scratch("dangling");
         symlink("/nowhere/x", dir.join("root/d")).unwrap();
+        symlink("../../jump/file", dir.join("root/f")).unwrap();
+        symlink("/elsewhere", dir.join("root/jump")).unwrap();
+        symlink("loop", dir.join("root/loop")).unwrap();
         let root = RootDir::open(&dir.join("root")).unwrap();
-        let err = root.mkdir_all(Path::new("d/sub"), 0o755).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
-        assert!(!dir.join("root/nowhere").exists());
+        root.mkdir_all(Path::new("d/sub"), 0o755).unwrap();
+        assert!(dir.join("root/nowhere/x/sub").is_dir());
+        root.create_file(Path::new("f"), 0o644).unwrap();
+        assert!(dir.join("root/elsewhere/file").is_file());
+        let err = root.mkdir_all(Path::new("loop/x"), 0o755).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+        assert!(!Path::new("/nowhere").exists() && !Path::new("/elsewhere").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

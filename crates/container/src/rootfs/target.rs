@@ -1,11 +1,13 @@
 //! Where a mount goes: mount points made inside the root (resolved by the
-//! kernel, [`RootDir`]: no symlink can lead out of it), the mount found
-//! again once it is in place, and the attributes applied to it then.
+//! kernel, [`RootDir`]: no symlink can lead out of it), and the mount,
+//! made detached, given its attributes and attached there. Nothing is
+//! looked up by path again once the mount point is open: a symlink swapped
+//! in meanwhile (a shared volume) cannot move the flags onto another mount.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::options::MountOptions;
+use super::options::{mount_attributes, MountOptions};
 use super::resolve::RootDir;
 use super::RootfsConfig;
 use crate::{sys, Context, Result};
@@ -38,24 +40,24 @@ pub fn mount_point_file(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
         .ctx(|| "create the mount point")
 }
 
-/// Re-resolves `dest` after something was mounted on it: the handle of the
-/// mount point itself still refers to what lies underneath.
-pub fn mounted(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
-    root.resolve(dest).ctx(|| "resolve the new mount")
+/// Gives the detached mount `tree` the per-mount flags of `opts` (its top
+/// mount, as a bind remount would), attaches it onto `point`, then sets the
+/// recursive flags and the propagation: every step on the mount's own
+/// descriptor.
+pub fn attach(tree: BorrowedFd, point: BorrowedFd, opts: &MountOptions) -> Result<()> {
+    let (set, clear) = mount_attributes(opts.flags, opts.cleared);
+    sys::set_attributes(tree, set, clear, false).ctx(|| "mount flags")?;
+    sys::attach(tree, point)?;
+    finish(tree, opts)
 }
 
-/// Propagation and recursive attributes, which apply to a mount once it is
-/// in place.
-pub fn finish(root: &RootDir, dest: &Path, opts: &MountOptions) -> Result<()> {
-    if opts.propagation.is_empty() && opts.recursive_set == 0 && opts.recursive_clear == 0 {
-        return Ok(());
-    }
-    let new = mounted(root, dest)?;
+/// The recursive attributes and the propagation of `opts`, set on the
+/// mount `mount` is (attached, and holding its submounts).
+pub fn finish(mount: BorrowedFd, opts: &MountOptions) -> Result<()> {
+    sys::set_attributes(mount, opts.recursive_set, opts.recursive_clear, true)
+        .ctx(|| "recursive mount flags")?;
     for flags in &opts.propagation {
-        sys::set_propagation(&sys::fd_path(&new), *flags)?;
-    }
-    if opts.recursive_set != 0 || opts.recursive_clear != 0 {
-        sys::set_attributes_recursively(new.as_fd(), opts.recursive_set, opts.recursive_clear)?;
+        sys::set_propagation_of(mount, *flags)?;
     }
     Ok(())
 }

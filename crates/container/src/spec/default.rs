@@ -29,7 +29,7 @@ pub fn default_spec(kind: DefaultSpec) -> Spec {
 fn default_spec_for(kind: DefaultSpec, cgroup2: bool) -> Spec {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": crate::OCI_VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

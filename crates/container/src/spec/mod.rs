@@ -45,6 +45,17 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
     if let Ok(spec) = serde_json::from_slice(bytes) {
         return Ok(spec);
     }
+    // A capability this berth has no name for is left out with a warning,
+    // as runc does, so a config written for a newer kernel still runs.
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if let Some(process) = value.get_mut("process") {
+            if !drop_unknown_capabilities(process).is_empty() {
+                if let Ok(spec) = serde_json::from_value(value) {
+                    return Ok(spec);
+                }
+            }
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -69,21 +80,75 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
     })
 }
 
+/// Takes the capability names berth does not know out of every set of a
+/// process's `capabilities` (a JSON process object) and warns, in runc's
+/// words, of what it took; returns those names. Entries that are not
+/// strings stay, for the parser to name.
+pub fn drop_unknown_capabilities(process: &mut serde_json::Value) -> Vec<String> {
+    let mut unknown: Vec<String> = Vec::new();
+    let Some(sets) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return unknown;
+    };
+    for set in sets.values_mut().filter_map(|s| s.as_array_mut()) {
+        set.retain(|name| {
+            let Some(text) = name.as_str() else {
+                return true;
+            };
+            let known =
+                serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            if !known && !unknown.iter().any(|u| u == text) {
+                unknown.push(text.to_string());
+            }
+            known
+        });
+    }
+    if !unknown.is_empty() {
+        unknown.sort();
+        tracing::warn!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        );
+    }
+    unknown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parse_errors_name_the_field() {
-        let err = parse(br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_TEST"]}}}"#)
+        let err = parse(br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":[7]}}}"#)
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with(
-                "config.json: process.capabilities.bounding[0]: no variant for CAP_TEST"
-            ),
+            err.starts_with("config.json: process.capabilities.bounding[0]: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn unknown_capabilities_are_left_out() {
+        let spec = parse(br#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_UNKNOWN","CAP_CHOWN","UNKNOWN_CAP"],"ambient":["CAP_NOPE"]}}}"#)
+            .unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        let bounding: Vec<String> = caps
+            .bounding()
+            .iter()
+            .flatten()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(bounding, ["CHOWN"]);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
     }
 
     #[test]

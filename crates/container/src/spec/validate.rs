@@ -284,20 +284,20 @@ fn validate_linux(linux: &Linux, namespaces: &HashSet<LinuxNamespaceType>) -> Re
             ));
         }
     }
-    if linux.intel_rdt().is_some() {
-        return Err(Error::spec(
-            "linux.intelRdt",
-            "Intel RDT is not supported by berth",
-        ));
+    if let Some(rdt) = linux.intel_rdt() {
+        crate::intelrdt::validate(rdt)?;
     }
     if let Some(policy) = linux.memory_policy() {
         crate::process::mempolicy::MemoryPolicy::from_spec(policy)?;
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::spec(
-            "linux.netDevices",
-            "moving network devices is not supported by berth yet",
-        ));
+    if let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) {
+        crate::netdev::validate(devices, namespaces.contains(&LinuxNamespaceType::Network))?;
+        if !rustix::process::geteuid().is_root() {
+            return Err(Error::spec(
+                "linux.netDevices",
+                "network devices are not supported for rootless containers",
+            ));
+        }
     }
     Ok(())
 }

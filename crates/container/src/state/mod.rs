@@ -28,6 +28,8 @@ pub use status::{is_alive, ProcStat, Status};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where `create` notes the cgroup it is about to make, before making it.
+pub const CGROUP_PLAN: &str = "cgroup-plan.json";
 
 /// What berth records of a created container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +51,9 @@ pub struct State {
     /// The container's cgroup, when berth made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<berth_cgroups::Placement>,
+    /// The container's resctrl groups (linux.intelRdt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intelrdt::RdtGroup>,
     /// The config the container was created from: later commands (hooks at
     /// delete, exec) must not see later edits of the bundle.
     pub config: Spec,
@@ -188,16 +193,7 @@ impl Store {
             .open_root()?
             .ok_or_else(|| Error::NotFound(id.into()))?;
         let dir = self.dir_of(id);
-        let dir_fd = match rustix::fs::openat(
-            &root,
-            id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", dir.display())),
-        };
+        let dir_fd = open_container_dir(&root, id, &dir)?;
         let state = read_state_at(dir_fd.as_fd(), &dir)?;
         Ok(Container {
             id: id.to_string(),
@@ -318,16 +314,7 @@ pub struct ContainerDir {
 
 impl ContainerDir {
     fn open(root: OwnedFd, id: &str, path: PathBuf) -> Result<ContainerDir> {
-        let fd = match rustix::fs::openat(
-            &root,
-            id,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
-        };
+        let fd = open_container_dir(&root, id, &path)?;
         rustix::fs::flock(&fd, FlockOperation::LockExclusive)
             .ctx(|| format!("lock {}", path.display()))?;
         let dir = ContainerDir {
@@ -384,7 +371,40 @@ impl ContainerDir {
     pub fn write_state(&self, state: &State) -> Result<()> {
         let json =
             serde_json::to_vec(state).map_err(|e| Error::Message(format!("encode state: {e}")))?;
-        let tmp = "state.json.tmp";
+        self.replace_file(STATE_FILE, &json)
+    }
+
+    /// Notes the cgroup `create` is about to make (atomically, before it
+    /// makes any of it): a create killed before it recorded the container
+    /// leaves a cgroup that `delete` finds here.
+    pub fn write_cgroup_plan(&self, placement: &berth_cgroups::Placement) -> Result<()> {
+        let json = serde_json::to_vec(placement)
+            .map_err(|e| Error::Message(format!("encode the cgroup plan: {e}")))?;
+        self.replace_file(CGROUP_PLAN, &json)
+    }
+
+    /// The cgroup a create noted with [`Self::write_cgroup_plan`], if any.
+    pub fn cgroup_plan(&self) -> Result<Option<berth_cgroups::Placement>> {
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            CGROUP_PLAN,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("open {}/{CGROUP_PLAN}", self.path.display())),
+        };
+        serde_json::from_reader(fs::File::from(fd))
+            .map(Some)
+            .map_err(|e| Error::Message(format!("{}/{CGROUP_PLAN}: {e}", self.path.display())))
+    }
+
+    /// Replaces the file `name` of the directory with `contents`, through a
+    /// temporary renamed over it.
+    fn replace_file(&self, name: &str, contents: &[u8]) -> Result<()> {
+        let tmp = format!("{name}.tmp");
+        let tmp = tmp.as_str();
         let fd = rustix::fs::openat(
             &self.fd,
             tmp,
@@ -393,9 +413,9 @@ impl ContainerDir {
         )
         .ctx(|| format!("write {}/{tmp}", self.path.display()))?;
         fs::File::from(fd)
-            .write_all(&json)
+            .write_all(contents)
             .ctx(|| format!("write {}/{tmp}", self.path.display()))?;
-        rustix::fs::renameat(&self.fd, tmp, &self.fd, STATE_FILE)
+        rustix::fs::renameat(&self.fd, tmp, &self.fd, name)
             .ctx(|| format!("rename {}/{tmp}", self.path.display()))
     }
 
@@ -458,6 +478,21 @@ impl ContainerDir {
     }
 }
 
+/// The directory of container `id` under the state root, never through a
+/// symlink; `path` names it in errors.
+fn open_container_dir(root: &OwnedFd, id: &str, path: &Path) -> Result<OwnedFd> {
+    match rustix::fs::openat(
+        root,
+        id,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::NOENT) => Err(Error::NotFound(id.into())),
+        Err(e) => Err(e).ctx(|| format!("open {}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +510,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             annotations: HashMap::new(),
             cgroup: None,
+            intel_rdt: None,
             config: Spec::default(),
         }
     }

@@ -15,17 +15,19 @@ use super::{State, Status};
 pub struct OciState {
     pub oci_version: String,
     pub id: String,
-    pub status: Status,
+    // The fields in runc's order (pid before status, annotations before
+    // owner): scripts match `list --format json` as text.
     pub pid: i32,
+    pub status: Status,
     pub bundle: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl OciState {

@@ -10,6 +10,16 @@ use oci_spec::runtime::LinuxIdMapping;
 use super::{clone3, Cloned};
 use crate::{Context, Error, Result};
 
+/// Whether berth runs in a user namespace other than the initial one
+/// (rootless podman's, for one), where even uid 0 may be refused cgroups
+/// and /run.
+pub fn running_in_one() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        let fields: Vec<&str> = map.split_whitespace().collect();
+        fields != ["0", "0", "4294967295"]
+    })
+}
+
 /// How a new user namespace's id maps get written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IdMapper {
