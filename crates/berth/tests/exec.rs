@@ -461,6 +461,40 @@ fn exec_into_sub_cgroups_of_named_controllers() {
     drop(subs);
 }
 
+#[test]
+fn exec_into_a_sub_cgroup_on_cgroup_v2() {
+    if !runs_here(host_is_cgroup_v2(), "needs a pure cgroup v2 host") {
+        return;
+    }
+    let berth = Berth::new();
+    let mut bundle = Bundle::new();
+    let c = sleeping(&berth, &mut bundle);
+    let pid = berth.state(&c.id)["pid"].as_i64().unwrap();
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = own.trim().strip_prefix("0::/").expect("a v2 cgroup line");
+    // The one hierarchy's sub-cgroup is named alone, without controllers.
+    let subs = SubCgroups(vec![std::path::Path::new("/sys/fs/cgroup")
+        .join(path)
+        .join("sub")]);
+    std::fs::create_dir(&subs.0[0]).unwrap();
+    let cgroup_of_exec = |arg: &str| {
+        berth.ok(&[
+            "exec",
+            "--cgroup",
+            arg,
+            &c.id,
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup",
+        ])
+    };
+    assert!(cgroup_of_exec("sub").trim().ends_with("/sub"));
+    assert!(!cgroup_of_exec("/").trim().ends_with("/sub"));
+    berth.ok(&["kill", &c.id, "KILL"]);
+    berth.wait_status(&c.id, "stopped");
+    drop(subs);
+}
+
 /// Whether the /proc/<pid>/cgroup line of `controller` ends with `suffix`.
 fn line_ends(cgroup: &str, controller: &str, suffix: &str) -> bool {
     cgroup.lines().any(|l| {

@@ -20,7 +20,9 @@ struct Decoy {
 
 impl Decoy {
     fn plant(dirs: &[std::path::PathBuf]) -> Decoy {
-        let sleeper = Background::spawn(Command::new("sleep").arg("60"));
+        // It must outlive the test (a zombie reads as signalled), which
+        // in an emulated guest (tests/vm) takes minutes.
+        let sleeper = Background::spawn(Command::new("sleep").arg("3600"));
         let pid = sleeper.pid();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let after_name = &stat[stat.rfind(')').unwrap() + 2..];

@@ -36,7 +36,21 @@ fn seccomp_agent(listener: UnixListener) -> std::thread::JoinHandle<Value> {
             }
         }
         let fd = fd.expect("berth sent the listener");
-        while let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) {
+        // Until the filter has no process left: the listener then polls as
+        // hung up (a blocked receive would wait on forever on kernel 6.1).
+        loop {
+            let mut pollfd = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            if rustix::event::poll(&mut pollfd, None).is_err()
+                || !pollfd[0].revents().contains(rustix::event::PollFlags::IN)
+            {
+                break;
+            }
+            let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) else {
+                break;
+            };
             let resp = libseccomp::ScmpNotifResp::new_error(
                 req.id,
                 -libc::EROFS,
@@ -316,6 +330,56 @@ fn an_apparmor_profile_without_apparmor_is_refused() {
         "{err}"
     );
     assert_nothing_left(&berth, &id, &bundle);
+}
+
+#[test]
+fn an_apparmor_profile_confines_the_process_and_an_unloaded_one_is_refused() {
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'));
+    let parser = Path::new("/sbin/apparmor_parser").exists();
+    if !runs_here(
+        apparmor && parser,
+        "needs AppArmor enabled and apparmor_parser (the systemd guest of tests/vm has both)",
+    ) {
+        return;
+    }
+    let name = unique_id("aa-profile");
+    let profile = format!(
+        "profile {name} flags=(attach_disconnected) {{\n  file,\n  capability,\n  signal,\n}}\n"
+    );
+    // Loads or (-R) removes the profile.
+    let apparmor_parser = |flag: &str, profile: &str| {
+        let mut child = std::process::Command::new("apparmor_parser")
+            .arg(flag)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), profile.as_bytes()).unwrap();
+        child.wait().unwrap().success()
+    };
+    /// Removes the profile when the test ends, failed or not.
+    struct Loaded<F: Fn(&str, &str) -> bool>(F, String);
+    impl<F: Fn(&str, &str) -> bool> Drop for Loaded<F> {
+        fn drop(&mut self) {
+            (self.0)("-R", &self.1);
+        }
+    }
+    // Not loaded yet: refused, naming the field.
+    let mut bundle = Bundle::new();
+    bundle.edit(|c| c["process"]["apparmorProfile"] = json!(name));
+    bundle.args(&["cat", "/proc/self/attr/current"]);
+    let berth = Berth::new();
+    let id = unique_id("aa");
+    let err = berth.fails(&["run", "-b", bundle.path().to_str().unwrap(), &id]);
+    assert!(err.contains("process.apparmorProfile"), "{err}");
+    assert_nothing_left(&berth, &id, &bundle);
+    // Loaded: the container's process runs confined by it.
+    assert!(apparmor_parser("-a", &profile), "apparmor_parser -a");
+    let loaded = Loaded(apparmor_parser, profile);
+    let out = run(&bundle);
+    drop(loaded);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), format!("{name} (enforce)"));
 }
 
 #[test]

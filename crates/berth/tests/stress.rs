@@ -10,7 +10,9 @@ use common::*;
 fn concurrent_lifecycles_on_distinct_ids_all_succeed() {
     let berth = Berth::new();
     let mut bundle = Bundle::new();
-    bundle.args(&["sleep", "30"]);
+    // Long enough to outlive a slow lifecycle: under emulation (tests/vm)
+    // a start can come half a minute before its kill.
+    bundle.args(&["sleep", "600"]);
     let path = bundle.path().to_str().unwrap().to_string();
     let ids: Vec<String> = (0..24).map(|_| unique_id("many")).collect();
     std::thread::scope(|s| {

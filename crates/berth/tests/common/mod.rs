@@ -57,6 +57,19 @@ pub fn runs_here(can: bool, reason: &str) -> bool {
     can
 }
 
+/// A pure cgroup v2 host: the cgroup2 hierarchy mounted at /sys/fs/cgroup
+/// (tests/vm/suite.sh runs the tests on one), not v1 controllers there.
+pub fn host_is_cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Whether the tests drive berth with `--systemd-cgroup`:
+/// BERTH_TEST_CGROUP_DRIVER=systemd, as `tests/vm/suite.sh --systemd-cgroup`
+/// sets it in its systemd guest. Without it, the cgroupfs driver.
+pub fn systemd_driver() -> bool {
+    std::env::var_os("BERTH_TEST_CGROUP_DRIVER").is_some_and(|d| d == "systemd")
+}
+
 /// A unique container id: the tag, this process and a counter.
 pub fn unique_id(tag: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -210,7 +223,12 @@ impl Berth {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.arg("--root").arg(self.root.path());
+        // Tests of the driver itself name it already.
+        if systemd_driver() && !args.contains(&"--systemd-cgroup") {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.args(args);
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -401,8 +419,10 @@ impl Drop for Background {
     }
 }
 
-/// Cgroup directories named `id` anywhere under /sys/fs/cgroup.
+/// Cgroup directories of container `id` anywhere under /sys/fs/cgroup:
+/// named `id` (cgroupfs driver) or `<prefix>-<id>.scope` (systemd driver).
 pub fn cgroups_named(id: &str) -> Vec<PathBuf> {
+    let scope = format!("-{id}.scope");
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
@@ -412,7 +432,8 @@ pub fn cgroups_named(id: &str) -> Vec<PathBuf> {
         for e in entries.flatten() {
             let path = e.path();
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                if e.file_name() == id {
+                let name = e.file_name();
+                if name == id || name.to_str().is_some_and(|n| n.ends_with(&scope)) {
                     found.push(path.clone());
                 }
                 stack.push(path);

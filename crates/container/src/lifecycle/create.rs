@@ -372,8 +372,13 @@ fn remove_made(placement: &Placement) {
 }
 
 /// Refuses a cgroup that holds processes already or is frozen (the init
-/// would freeze in it, and create hang), as runc does.
+/// would freeze in it, and create hang), as runc does. One that does not
+/// exist yet is unused: under the systemd driver the unit's cgroup appears
+/// only when systemd starts the unit with the init in it.
 fn check_cgroup_unused(cgroup: &dyn Manager) -> Result<()> {
+    if !cgroup.placement().exists() {
+        return Ok(());
+    }
     let pids = cgroup
         .procs()
         .ctx(|| "cgroups: list the processes of the container's cgroup")?;

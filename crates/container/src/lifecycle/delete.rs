@@ -63,7 +63,9 @@ fn clean_up(state: &State) -> Result<()> {
     let has = |typ| linux.namespaces().iter().flatten().any(|n| n.typ() == typ);
     if let Some(placement) = &state.cgroup {
         let cgroup = berth_cgroups::open(placement.clone());
-        if !has(oci_spec::runtime::LinuxNamespaceType::Pid) {
+        // Under the systemd driver, systemd removes a scope's cgroup once
+        // its last process is gone: then there is nothing left to kill.
+        if !has(oci_spec::runtime::LinuxNamespaceType::Pid) && placement.exists() {
             cgroup
                 .kill_all(Duration::from_secs(10))
                 .ctx(|| "kill the container's processes")?;

@@ -58,6 +58,10 @@ pub(super) fn init_pidfd(state: &State) -> Result<Option<std::os::fd::OwnedFd>> 
     let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::SRCH) => return Ok(None),
+        // The pid now names a thread of another process (pidfd_open takes
+        // thread-group leaders only): the init is gone and its pid reused,
+        // soon on a machine with few pids in use.
+        Err(rustix::io::Errno::INVAL) => return Ok(None),
         Err(e) => return Err(e).ctx(|| format!("pidfd_open {}", state.pid)),
     };
     Ok(is_alive(state.pid, state.pid_start_time).then_some(pidfd))
