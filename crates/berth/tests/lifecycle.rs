@@ -552,15 +552,24 @@ fn create_refuses_a_cgroup_that_holds_processes() {
     assert_eq!(cgroups_named(&name), Vec::<std::path::PathBuf>::new());
 }
 
-/// `create` killed with SIGKILL at any moment (here every 2 ms of its first
-/// 40) leaves nothing that `delete --force` of its id cannot remove: the
-/// cgroup is noted in the state dir before it is made.
+/// `create` killed with SIGKILL at any moment (here at 20 points spread
+/// over the time a whole create takes on this machine) leaves nothing that
+/// `delete --force` of its id cannot remove: the cgroup is noted in the
+/// state dir before it is made.
 #[test]
 fn a_create_killed_midway_is_removed_by_delete_force() {
     let mut bundle = Bundle::new();
     bundle.args(&["sleep", "60"]);
+    let whole = {
+        let berth = Berth::new();
+        let started = std::time::Instant::now();
+        let c = Container::create(&berth, &bundle, &[]);
+        let took = started.elapsed();
+        drop(c);
+        took
+    };
     let mut made_cgroup = false;
-    for delay_ms in (0..40).step_by(2) {
+    for delay in (0..20).map(|i| whole * i / 20) {
         let berth = Berth::new();
         let id = unique_id("killed");
         let mut create = berth.cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
@@ -568,7 +577,7 @@ fn a_create_killed_midway_is_removed_by_delete_force() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let mut child = create.spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
         made_cgroup |= !cgroups_named(&id).is_empty();

@@ -73,7 +73,10 @@ pub fn signal_all(state: &State, signal: i32) -> Result<()> {
     let Some(placement) = &state.cgroup else {
         return Ok(());
     };
-    berth_cgroups::open(placement.clone())
-        .signal_all(signal)
-        .ctx(|| format!("signal {signal} to the container's processes"))
+    match berth_cgroups::open(placement.clone()).signal_all(signal) {
+        // A systemd unit's cgroup goes with its last process, maybe while
+        // it is signalled: then nothing is left to signal.
+        Err(_) if !placement.exists() => Ok(()),
+        result => result.ctx(|| format!("signal {signal} to the container's processes")),
+    }
 }
