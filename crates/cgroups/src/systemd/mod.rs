@@ -559,6 +559,15 @@ impl Manager for Cgroup {
             return self.fs.join(pid, sub);
         };
         self.start(pid, &unstarted)?;
+        if let Placement::V2 { dir, .. } = self.fs.placement() {
+            // systemd enables for its units only the controllers it has
+            // properties for; the others (hugetlb, rdma, misc) the unit's
+            // parents are asked for, as runc does, so their limits apply.
+            if let Err(e) = v2::enable_controllers(Path::new(crate::CGROUP_MOUNT), dir) {
+                let _ = self.destroy();
+                return Err(e);
+            }
+        }
         if self.is_slice() && unstarted.v1.is_none() {
             if let Err(e) = self.fs.join(pid, None) {
                 let _ = self.destroy();
