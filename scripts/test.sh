@@ -28,7 +28,4 @@ rm -rf "$bench_out"
 # fit CI's time beside the rest; `tests/vm/suite.sh` runs it by hand).
 vm_binaries="cgroups systemd lifecycle exec errors berth_cgroups"
 BERTH_VM_SUITE_ONLY="$vm_binaries" tests/vm/suite.sh
-# One known failure of the systemd driver is left out by name until it is
-# understood: the OOM test's container is not OOM-killed within its wait.
-BERTH_VM_SUITE_ONLY="$vm_binaries" tests/vm/suite.sh --systemd-cgroup \
-  --skip memory_past_the_limit_is_oom_killed_and_events_reports_it
+BERTH_VM_SUITE_ONLY="$vm_binaries" tests/vm/suite.sh --systemd-cgroup

@@ -89,6 +89,13 @@ pub trait Manager {
     fn stats(&self) -> Result<stats::Stats>;
     /// How many processes the OOM killer has killed in the cgroup so far.
     fn oom_kills(&self) -> u64;
+    /// A descriptor that turns readable when `oom_kills` may have grown, so
+    /// that a watcher reads the count at once: a systemd unit's cgroup is
+    /// removed right after its last process is OOM-killed, too soon for a
+    /// reader that polls. None where the kernel gives no such notice.
+    fn oom_notifier(&self) -> Option<OwnedFd> {
+        None
+    }
 
     /// Sends `signal` to every process of the cgroup. The cgroup is frozen
     /// meanwhile, so that no process forks past the signal; a paused

@@ -1,10 +1,11 @@
 //! The cgroup v2 backend: one directory in the unified hierarchy.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{inotify, Mode, OFlags};
 
 use crate::convert::{self, max_or};
 use crate::fsutil::{self, exists, read, write};
@@ -312,6 +313,20 @@ impl Manager for Cgroup {
             .get("oom_kill")
             .copied()
             .unwrap_or(0)
+    }
+
+    fn oom_notifier(&self) -> Option<OwnedFd> {
+        // memory.events is one of the cgroup files the kernel signals
+        // (IN_MODIFY) when its counters change.
+        let inotify =
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
+        inotify::add_watch(
+            &inotify,
+            self.dir().join("memory.events"),
+            inotify::WatchFlags::MODIFY,
+        )
+        .ok()?;
+        Some(inotify)
     }
 
     fn thaw(&self) -> Result<()> {

@@ -656,4 +656,8 @@ impl Manager for Cgroup {
     fn oom_kills(&self) -> u64 {
         self.fs.oom_kills()
     }
+
+    fn oom_notifier(&self) -> Option<OwnedFd> {
+        self.fs.oom_notifier()
+    }
 }

@@ -1,10 +1,12 @@
 //! The verbs that act on a running container's cgroup: pause, resume,
 //! update, events and ps.
 
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use berth_cgroups::Manager;
 use oci_spec::runtime::LinuxResources;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use serde::Serialize;
 
 use crate::state::{Container, State, Status, Store};
@@ -134,6 +136,7 @@ pub fn events(
         return emit(&stats_event()?);
     }
     let tick = Duration::from_millis(100).min(interval);
+    let oom_notifier = cgroup.oom_notifier();
     let mut ooms = cgroup.oom_kills();
     let mut next_stats = Instant::now();
     loop {
@@ -157,8 +160,25 @@ pub fn events(
             emit(&stats_event()?)?;
             next_stats = Instant::now() + interval;
         }
-        std::thread::sleep(tick);
+        match &oom_notifier {
+            Some(fd) => wait_for_notice(fd, tick),
+            None => std::thread::sleep(tick),
+        }
     }
+}
+
+/// Waits up to `timeout` for `notifier` (an inotify descriptor) to turn
+/// readable, and empties it.
+fn wait_for_notice(notifier: &OwnedFd, timeout: Duration) {
+    let timeout = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    let mut fds = [PollFd::new(notifier, PollFlags::IN)];
+    // An interrupted or failed wait only makes this tick shorter.
+    let _ = poll(&mut fds, Some(&timeout));
+    let mut buf = [0u8; 1024];
+    while matches!(rustix::io::read(notifier, &mut buf), Ok(n) if n > 0) {}
 }
 
 /// The host pids of the container's processes: of a stopped container,
