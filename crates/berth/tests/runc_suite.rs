@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::*;
 use serde_json::json;
 
@@ -207,6 +209,53 @@ fn a_bind_mount_through_dangling_symlinks_lands_where_they_point_inside_the_root
     let out = run_ok(&bundle);
     assert_eq!(out, format!("{source_ino}\n1\n"));
     assert!(!std::path::Path::new("/tmp/foo/bar/baz").exists());
+}
+
+#[test]
+fn bind_mounts_build_a_tree_from_earlier_mounts_named_by_host_paths_inside_the_root() {
+    // runc's mounts.bats "mount order": destinations and sources written as
+    // host paths inside the rootfs, sources that only exist once the
+    // earlier mounts are made, reached through symlinks.
+    let mut bundle = Bundle::new();
+    let sources = bundle.path().join("bind-src");
+    for sub in ["a/x", "b/y", "c/z"] {
+        let dir = sources.join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file"), format!("{sub}\n")).unwrap();
+        let top = sub.split('/').next().unwrap();
+        std::os::unix::fs::symlink(top, sources.join(format!("sym-{top}"))).unwrap();
+    }
+    let rootfs = bundle.rootfs();
+    std::fs::create_dir_all(rootfs.join("mnt")).unwrap();
+    std::fs::create_dir_all(rootfs.join("final")).unwrap();
+    let bind = |source: PathBuf, destination: &str, options: &[&str]| json!({"source": source, "destination": destination, "type": "bind", "options": options});
+    let in_root = |p: &str| rootfs.join(p).to_str().unwrap().to_string();
+    let mounts = [
+        bind(sources.join("a"), "/mnt", &["bind", "rprivate"]),
+        bind(sources.join("sym-b"), "/mnt/x", &["bind", "rprivate"]),
+        bind(sources.join("c"), "/mnt/x/y", &["bind", "rprivate"]),
+        bind(sources.join("sym-a"), "/mnt/x/y/z", &["bind", "rprivate"]),
+        bind(
+            rootfs.join("mnt/x"),
+            &in_root("mnt/x/y/z/x"),
+            &["rbind", "rprivate"],
+        ),
+        bind(
+            rootfs.join("mnt/x/y"),
+            &in_root("mnt/x/y/z"),
+            &["rbind", "rprivate"],
+        ),
+        bind(
+            rootfs.join("mnt"),
+            &in_root("final"),
+            &["rbind", "rprivate"],
+        ),
+    ];
+    bundle
+        .edit(|c| c["mounts"].as_array_mut().unwrap().extend(mounts))
+        .args(&["cat", "/final/x/y/z/z/x/y/z/x/file"]);
+    assert_eq!(run_ok(&bundle), "a/x\n");
+    assert_eq!(mounts_under(&rootfs), Vec::<String>::new());
 }
 
 /// A bundle for a container in the host's mount namespace (runc's

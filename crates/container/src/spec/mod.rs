@@ -32,8 +32,43 @@ impl Bundle {
         let bytes = fs::read(&config).ctx(|| format!("read {}", config.display()))?;
         let mut spec = parse(&bytes)?;
         crate::cdi::inject(&mut spec, cdi_dirs)?;
+        empty_namespace_paths_are_none(&mut spec);
         let rootfs = validate(&spec, &path)?;
+        let given_root = spec.root().as_ref().map(|r| path.join(r.path()));
+        let roots: Vec<&Path> = [Some(rootfs.as_path()), given_root.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        destinations_inside_the_root(&mut spec, &roots);
         Ok(Bundle { path, rootfs, spec })
+    }
+}
+
+/// A mount destination written as a host path inside the rootfs
+/// (`<bundle>/rootfs/mnt`) means that path in the container (`/mnt`), as
+/// runc reads it; runc's own tests build mount trees that way.
+fn destinations_inside_the_root(spec: &mut Spec, roots: &[&Path]) {
+    for m in spec.mounts_mut().iter_mut().flatten() {
+        let inside = roots
+            .iter()
+            .find_map(|root| m.destination().strip_prefix(root).ok());
+        if let Some(inside) = inside {
+            let destination = Path::new("/").join(inside);
+            m.set_destination(destination);
+        }
+    }
+}
+
+/// A namespace with `"path": ""` is a new one, as runc (Go) reads it.
+fn empty_namespace_paths_are_none(spec: &mut Spec) {
+    let namespaces = spec
+        .linux_mut()
+        .iter_mut()
+        .flat_map(|l| l.namespaces_mut().iter_mut().flatten());
+    for ns in namespaces {
+        if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            ns.set_path(None);
+        }
     }
 }
 
@@ -118,6 +153,49 @@ pub fn drop_unknown_capabilities(process: &mut serde_json::Value) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_given_as_host_paths_inside_the_root_are_read_inside_it() {
+        let mut spec = parse(
+            br#"{"ociVersion":"1.0.0","mounts":[
+            {"destination":"/b/rootfs/mnt/x","type":"bind","source":"/src"},
+            {"destination":"/b/rootfs-other/x","type":"bind","source":"/src"},
+            {"destination":"/real/rootfs","type":"bind","source":"/src"},
+            {"destination":"/mnt","type":"tmpfs","source":"tmpfs"}]}"#,
+        )
+        .unwrap();
+        destinations_inside_the_root(
+            &mut spec,
+            &[Path::new("/real/rootfs"), Path::new("/b/rootfs")],
+        );
+        let destinations: Vec<_> = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(destinations, ["/mnt/x", "/b/rootfs-other/x", "/", "/mnt"]);
+    }
+
+    #[test]
+    fn an_empty_namespace_path_asks_for_a_new_namespace() {
+        let mut spec = parse(
+            br#"{"ociVersion":"1.0.0","linux":{"namespaces":[
+            {"type":"pid","path":""},{"type":"network","path":"/proc/1/ns/net"}]}}"#,
+        )
+        .unwrap();
+        empty_namespace_paths_are_none(&mut spec);
+        let paths: Vec<_> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .iter()
+            .flatten()
+            .map(|ns| ns.path().clone())
+            .collect();
+        assert_eq!(paths, [None, Some(PathBuf::from("/proc/1/ns/net"))]);
+    }
 
     #[test]
     fn parse_errors_name_the_field() {
