@@ -326,7 +326,7 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
                     .as_deref()
                     .map(cgroups_path_text)
                     .transpose()?;
-                berth_cgroups::create_systemd(
+                let cgroup = berth_cgroups::create_systemd(
                     host,
                     &berth_cgroups::systemd::Options {
                         cgroups_path: path,
@@ -334,7 +334,13 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
                         user: *user,
                         annotations: plan.bundle.spec.annotations().as_ref(),
                     },
-                )
+                );
+                // Noted before the unit starts (with the init in it): a
+                // create killed after that leaves a unit `delete` stops.
+                if let Ok(cgroup) = &cgroup {
+                    prepared.dir().write_cgroup_plan(cgroup.placement())?;
+                }
+                cgroup
             }
         };
         match cgroup {
