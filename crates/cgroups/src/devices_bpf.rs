@@ -134,19 +134,33 @@ pub fn program(rules: &[LinuxDeviceCgroup]) -> Vec<Insn> {
         if kind == DEV_BLOCK {
             asm.bind(Label::BlockSection);
         }
+        // The verifier refuses a program with unreachable instructions:
+        // nothing is emitted after a rule that decides every request of
+        // the section (a privileged container's allow-all), and the shared
+        // allow exit only when something jumps to it.
+        let mut decided = false;
         for rule in rules
             .iter()
             .rev()
             .filter(|r| r.kind.is_none_or(|k| k == kind))
         {
             rule_block(&mut asm, rule);
+            if rule.allow && rule.access == ACC_ALL && rule.major.is_none() && rule.minor.is_none()
+            {
+                decided = true;
+                break;
+            }
         }
-        asm.push(insn(MOV64_IMM, 0, 0, 0, i32::from(!covers_everything)));
+        if !decided {
+            asm.push(insn(MOV64_IMM, 0, 0, 0, i32::from(!covers_everything)));
+            asm.push(insn(EXIT, 0, 0, 0, 0));
+        }
+    }
+    if asm.is_jumped_to(Label::Allow) {
+        asm.bind(Label::Allow);
+        asm.push(insn(MOV64_IMM, 0, 0, 0, 1));
         asm.push(insn(EXIT, 0, 0, 0, 0));
     }
-    asm.bind(Label::Allow);
-    asm.push(insn(MOV64_IMM, 0, 0, 0, 1));
-    asm.push(insn(EXIT, 0, 0, 0, 0));
     asm.finish()
 }
 
@@ -212,6 +226,10 @@ impl Assembler {
     fn jump(&mut self, i: Insn, to: Label) {
         self.pending.push((self.prog.len(), to));
         self.prog.push(i);
+    }
+
+    fn is_jumped_to(&self, label: Label) -> bool {
+        self.pending.iter().any(|&(_, to)| to == label)
     }
 
     fn bind(&mut self, label: Label) {
@@ -359,6 +377,41 @@ mod tests {
         }
     }
 
+    /// Whether every instruction can be reached from the first (the
+    /// verifier refuses the program otherwise).
+    fn all_reachable(prog: &[Insn]) -> bool {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= prog.len() || std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            match prog[pc].code {
+                EXIT => {}
+                JNE_IMM | JEQ_IMM => {
+                    todo.push(pc + 1);
+                    todo.push(pc + 1 + prog[pc].off as usize);
+                }
+                _ => todo.push(pc + 1),
+            }
+        }
+        seen.iter().all(|&s| s)
+    }
+
+    #[test]
+    fn a_privileged_containers_allow_all_leaves_no_unreachable_instruction() {
+        // containerd's rules for a privileged pod: deny all, then allow all.
+        let prog = program(&rules(
+            r#"[{"allow":false,"access":"rwm"},{"allow":true,"access":"rwm"}]"#,
+        ));
+        assert!(all_reachable(&prog), "{prog:?}");
+        assert!(decide(&prog, DEV_CHAR, ACC_ALL, 10, 229));
+        assert!(decide(&prog, DEV_BLOCK, ACC_MKNOD, 8, 0));
+        // Only deny rules: nothing jumps to the allow exit.
+        let prog = program(&rules(r#"[{"allow":false,"type":"c","access":"w"}]"#));
+        assert!(all_reachable(&prog), "{prog:?}");
+    }
+
     #[test]
     fn deny_all_then_allow_lets_only_the_allowed_through() {
         let prog = program(&rules(
@@ -436,6 +489,7 @@ mod tests {
                 .collect();
             let spec: Vec<LinuxDeviceCgroup> = serde_json::from_value(Value::Array(list)).unwrap();
             let prog = program(&spec);
+            assert!(all_reachable(&prog), "rules {spec:?}");
             let parsed: Vec<Rule> = spec.iter().map(rule_of).collect();
             for _ in 0..50 {
                 let kind = [DEV_CHAR, DEV_BLOCK][next(2) as usize];
