@@ -119,6 +119,38 @@ fn a_container_is_a_scope_with_its_limits_until_deleted() {
 }
 
 #[test]
+fn without_a_cgroup_namespace_the_units_cgroup_is_bound_at_sys_fs_cgroup() {
+    // A privileged Kubernetes pod's form (containerd, SystemdCgroup): the
+    // cgroup mount binds the unit's directory, which exists only once the
+    // unit has started with the init in it.
+    if !runs_here(
+        systemd_runs() && pure_v2(),
+        "needs systemd as pid 1 on pure cgroup v2 (tests/vm/run.sh)",
+    ) {
+        return;
+    }
+    let id = unique_id("sdnocgns");
+    let mut bundle = Bundle::new();
+    bundle
+        .edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(format!("system.slice:berth-test:{id}"));
+            c["linux"]["resources"] = json!({"pids": {"limit": 42}});
+            let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+            namespaces.retain(|ns| ns["type"] != "cgroup");
+        })
+        .sh("cat /sys/fs/cgroup/pids.max; cat /proc/self/cgroup");
+    let ran = run_with_flags(&bundle, &["--systemd-cgroup"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout,
+        format!("42\n0::/system.slice/berth-test-{id}.scope\n")
+    );
+    assert!(!Path::new("/sys/fs/cgroup/system.slice")
+        .join(format!("berth-test-{id}.scope"))
+        .exists());
+}
+
+#[test]
 fn a_unit_systemd_refuses_is_named_and_nothing_is_left() {
     if !runs_here(
         systemd_runs() && pure_v2(),

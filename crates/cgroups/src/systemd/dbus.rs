@@ -165,7 +165,11 @@ impl Connection {
             signals: Vec::new(),
             timeout,
         };
-        let uid = rustix::process::geteuid().as_raw().to_string();
+        let uid = uid_outside(
+            rustix::process::geteuid().as_raw(),
+            &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+        )
+        .to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         let mut out = format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes();
         let hello = conn.encode(
@@ -497,9 +501,37 @@ pub fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, BusError> {
     Ok(Some((msg, total)))
 }
 
+/// `uid` as the bus daemon sees it: the daemon checks the claimed id
+/// against the peer's credentials in its own (the initial) user namespace,
+/// so uid 0 of rootless podman's namespace must say the user's uid.
+fn uid_outside(uid: u32, uid_map: &str) -> u32 {
+    uid_map
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+            Some((fields.next()??, fields.next()??, fields.next()??))
+        })
+        .find(|&(inside, _, count)| (inside..inside + count).contains(&u64::from(uid)))
+        .and_then(|(inside, outside, _)| u32::try_from(outside + u64::from(uid) - inside).ok())
+        .unwrap_or(uid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_uid_claimed_is_the_one_outside_the_user_namespace() {
+        assert_eq!(uid_outside(0, "         0          0 4294967295\n"), 0);
+        assert_eq!(
+            uid_outside(1000, "         0          0 4294967295\n"),
+            1000
+        );
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(uid_outside(0, podman), 1000);
+        assert_eq!(uid_outside(5, podman), 100004);
+        assert_eq!(uid_outside(70000, podman), 70000);
+    }
     use crate::systemd::wire::Type;
     use std::process::{Child, Command, Stdio};
 

@@ -129,8 +129,20 @@ fn converse(
     // the init builds the rootfs, which needs neither. The init must be in
     // its cgroup before it forks or makes a cgroup namespace, though.
     let join = cgroup.filter(|c| !c.holds_init).map(|c| c.manager);
-    let join_now =
-        cfg.plan.fork_into_pid_ns || cfg.plan.unshare_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    // Without a cgroup namespace a cgroup mount binds the container's
+    // cgroup directories, which a systemd unit makes only once started
+    // with the init in it.
+    let mounts_cgroup_dirs = !cfg.plan.has_cgroupns
+        && cfg
+            .bundle
+            .spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
+    let join_now = cfg.plan.fork_into_pid_ns
+        || cfg.plan.unshare_flags & libc::CLONE_NEWCGROUP as u64 != 0
+        || (mounts_cgroup_dirs && join.is_some_and(|m| !m.placement().exists()));
     let add_init = |manager: &dyn Manager| {
         manager
             .join(init.pid(), None)

@@ -120,8 +120,13 @@ pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     }
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
     check_rootless(&linux)?;
+    let rootless_cgroups = opts.rootless_cgroups.unwrap_or_else(|| {
+        !rustix::process::geteuid().is_root() || crate::sys::userns::running_in_one()
+    });
     let driver = if opts.systemd_cgroup {
-        let user = !rustix::process::geteuid().is_root();
+        // Rootless (uid 0 of rootless podman's user namespace too, as runc
+        // decides): the user's own systemd, over the user bus.
+        let user = rootless_cgroups;
         let path = linux
             .cgroups_path()
             .as_deref()
@@ -134,9 +139,6 @@ pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
             CgroupsPath::from_spec(linux.cgroups_path().as_deref(), id).ctx(|| "cgroups")?,
         )
     };
-    let rootless_cgroups = opts.rootless_cgroups.unwrap_or_else(|| {
-        !rustix::process::geteuid().is_root() || crate::sys::userns::running_in_one()
-    });
     // An unprivileged berth has a cgroup only through its user's systemd.
     let host = if opts.systemd_cgroup || manages_cgroups(&linux, opts.rootless_cgroups) {
         Some(Host::detect().ctx(|| "cgroups")?)
@@ -165,7 +167,7 @@ pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     };
     Ok(Plan {
         intel_rdt,
-        resources: effective_resources(&linux),
+        resources: effective_resources(&linux, rootless_cgroups),
         bundle,
         linux,
         terminal,
@@ -559,9 +561,19 @@ fn record(
 /// The device rules berth writes: the spec's resources.devices, then the
 /// default ones (as runc). A linux.devices node gets no rule of its own:
 /// runc allows only what resources.devices allows, and CDI adds its rules
-/// there.
-fn effective_resources(linux: &Linux) -> LinuxResources {
+/// there. A rootless container gets none: the device cgroup (on v2 an eBPF
+/// program) needs privileges of the initial user namespace, and runc
+/// ignores its failure there; without CAP_MKNOD on the host and with the
+/// devices' own permissions, the user reaches no more than before.
+fn effective_resources(linux: &Linux, rootless_cgroups: bool) -> LinuxResources {
     let mut resources = linux.resources().clone().unwrap_or_default();
+    if rootless_cgroups {
+        if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            tracing::debug!("rootless: linux.resources.devices left to the devices' permissions");
+        }
+        resources.set_devices(None);
+        return resources;
+    }
     let mut rules = resources.devices().clone().unwrap_or_default();
     rules.extend(devices::default_cgroup_rules(
         linux.devices().as_deref().unwrap_or_default(),
