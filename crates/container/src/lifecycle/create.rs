@@ -427,7 +427,9 @@ fn spawn(
             rootfs: &plan.bundle.rootfs,
             bundle: &plan.bundle.path,
             own_mount_ns: plan.namespaces.own_mount_ns,
-            in_userns: plan.namespaces.in_userns,
+            // berth itself may be in one too: rootless podman runs it as
+            // uid 0 of its namespace, where no device node can be made.
+            in_userns: plan.namespaces.in_userns || crate::sys::userns::running_in_one(),
             has_cgroupns: plan.namespaces.has_cgroupns,
             cgroup: placement.as_ref(),
             entry: match (plan.namespaces.own_mount_ns, opts.no_pivot) {

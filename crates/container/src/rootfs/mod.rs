@@ -31,6 +31,8 @@ pub struct RootfsConfig<'a> {
     /// Whether the container has a mount namespace of its own; without one
     /// nothing of the host's propagation may be touched.
     pub own_mount_ns: bool,
+    /// Whether the container runs in a user namespace (its own or
+    /// berth's): devices are then bound from the host, not made.
     pub in_userns: bool,
     pub has_cgroupns: bool,
     /// The container's cgroup, which a mount of type cgroup shows.
