@@ -263,8 +263,9 @@ fn the_console_bind_never_follows_the_images_dev_console() {
         "/dev/null",
     ]));
     // The pty may or may not turn \n into \r\n (ONLCR), and script(1)
-    // may pass a NUL along: only the lines count.
+    // may pass a NUL along, raw or echoed as "^@": only the lines count.
     let text: String = String::from_utf8_lossy(&out.stdout)
+        .replace("^@", "")
         .chars()
         .filter(|c| !matches!(c, '\r' | '\0'))
         .collect();
