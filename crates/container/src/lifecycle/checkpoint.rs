@@ -219,7 +219,16 @@ pub fn checkpoint(store: &Store, id: &str, opts: &CheckpointOptions) -> Result<(
     }
     let mut swrk = Swrk::start(&keep)?;
     swrk.call(&req, &mut |_, _| Ok(()))
-        .and_then(|_| swrk.finish())
+        .and_then(|_| {
+            // After a pre-dump criu waits for the next pre-dump or the
+            // dump, and fails if the socket closes: its answer is the
+            // result, and dropping it ends it (as runc kills it).
+            if opts.pre_dump {
+                Ok(())
+            } else {
+                swrk.finish()
+            }
+        })
         .map_err(|e| Error::Message(format!("{e}\n{}", criu::log_errors(&opts.criu.log(LOG)))))?;
     drop(dir);
     if !opts.leave_running && !opts.pre_dump {
