@@ -470,10 +470,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 pid_file,
                 detach,
                 no_subreaper,
+                systemd_cgroup: cli.systemd_cgroup,
             };
-            if cli.systemd_cgroup {
-                bail!("restore: the systemd cgroup driver (--systemd-cgroup) is not supported for restore yet");
-            }
             let code = lifecycle::restore(&store()?, &id, &opts)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }

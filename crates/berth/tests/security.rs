@@ -539,7 +539,23 @@ fn mount_flags_land_on_the_mount_made_when_its_path_is_swapped() {
         swapped,
         "berth's init never stopped after its first mount_setattr"
     );
-    let status = strace.0.as_mut().unwrap().wait().unwrap();
+    // A stop seen above may have been strace's own (state t) with the
+    // injected SIGSTOP still to come: whatever stops later is continued
+    // too, until berth is done.
+    let status = loop {
+        if let Some(status) = strace.0.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(60),
+            "berth run under strace did not finish"
+        );
+        for (pid, _) in stopped_descendants(strace_pid) {
+            // SAFETY: kill(2) of a process of this test's tree.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     let printed = std::fs::read_to_string(out.path()).unwrap();
     assert!(status.success(), "berth run under strace failed: {printed}");
     // /vol is the symlink to /target now; the volume sits at /vol.moved.

@@ -333,7 +333,17 @@ pub fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<Property> {
         };
         let major = rule.major().unwrap_or(-1);
         let minor = rule.minor().unwrap_or(-1);
-        let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
+        // systemd takes only r, w and m (the kernel ignores other letters).
+        let access: String = rule
+            .access()
+            .as_deref()
+            .unwrap_or("rwm")
+            .chars()
+            .filter(|c| matches!(c, 'r' | 'w' | 'm'))
+            .collect();
+        if access.is_empty() {
+            continue;
+        }
         let everything = ty == 'a' && major < 0 && minor < 0;
         if everything && access.contains('r') && access.contains('w') && access.contains('m') {
             allow_all = rule.allow();
@@ -788,7 +798,9 @@ mod tests {
                 {"allow":true,"type":"c","major":136,"access":"rw"},
                 {"allow":true,"type":"b","access":"m"},
                 {"allow":true,"type":"c","major":5,"minor":1,"access":"rwm"},
-                {"allow":false,"type":"c","major":5,"minor":1,"access":"m"}]}"#,
+                {"allow":false,"type":"c","major":5,"minor":1,"access":"m"},
+                {"allow":true,"type":"c","major":1,"minor":11,"access":"wa"},
+                {"allow":true,"type":"c","major":1,"minor":12,"access":"x"}]}"#,
         );
         assert_eq!(get(&p, "DevicePolicy"), Some(&Value::Str("strict".into())));
         assert_eq!(
@@ -798,6 +810,7 @@ mod tests {
                 ("char-136".into(), "rw".into()),
                 ("block-*".into(), "m".into()),
                 ("/dev/char/5:1".into(), "rw".into()),
+                ("/dev/char/1:11".into(), "w".into()),
             ]
         );
         let p = props(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#);

@@ -91,6 +91,27 @@ pub(super) struct Plan {
     intel_rdt: Option<(Resctrl, RdtGroup)>,
 }
 
+impl Plan {
+    /// What the systemd driver needs to make the container's unit.
+    pub(super) fn systemd_options<'a>(
+        &'a self,
+        id: &'a str,
+        user: bool,
+    ) -> Result<berth_cgroups::systemd::Options<'a>> {
+        Ok(berth_cgroups::systemd::Options {
+            cgroups_path: self
+                .linux
+                .cgroups_path()
+                .as_deref()
+                .map(cgroups_path_text)
+                .transpose()?,
+            id,
+            user,
+            annotations: self.bundle.spec.annotations().as_ref(),
+        })
+    }
+}
+
 pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     id::validate(id)?;
     let mut bundle = Bundle::load(&opts.bundle, &opts.cdi_spec_dirs)?;
@@ -124,9 +145,11 @@ pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
         !rustix::process::geteuid().is_root() || crate::sys::userns::running_in_one()
     });
     let driver = if opts.systemd_cgroup {
-        // Rootless (uid 0 of rootless podman's user namespace too, as runc
-        // decides): the user's own systemd, over the user bus.
-        let user = rootless_cgroups;
+        // An unprivileged berth, or uid 0 of a user namespace (rootless
+        // podman's) unless told it is not rootless: the user's own
+        // systemd, over the user bus, as runc decides.
+        let user = !rustix::process::geteuid().is_root()
+            || (crate::sys::userns::running_in_one() && opts.rootless_cgroups != Some(false));
         let path = linux
             .cgroups_path()
             .as_deref()
@@ -322,21 +345,7 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
                 berth_cgroups::create(host, path)
             }
             CgroupDriver::Systemd { user } => {
-                let linux = &plan.linux;
-                let path = linux
-                    .cgroups_path()
-                    .as_deref()
-                    .map(cgroups_path_text)
-                    .transpose()?;
-                let cgroup = berth_cgroups::create_systemd(
-                    host,
-                    &berth_cgroups::systemd::Options {
-                        cgroups_path: path,
-                        id,
-                        user: *user,
-                        annotations: plan.bundle.spec.annotations().as_ref(),
-                    },
-                );
+                let cgroup = berth_cgroups::create_systemd(host, &plan.systemd_options(id, *user)?);
                 // Noted before the unit starts (with the init in it): a
                 // create killed after that leaves a unit `delete` stops.
                 if let Ok(cgroup) = &cgroup {

@@ -36,6 +36,9 @@ pub struct RestoreOptions {
     pub detach: bool,
     /// Do not make berth a subreaper while it waits in the foreground.
     pub no_subreaper: bool,
+    /// The systemd cgroup driver: the container's unit starts with criu in
+    /// it, and the restored tree stays there.
+    pub systemd_cgroup: bool,
 }
 
 /// Restores the container `id`; detached, returns 0 once it runs, else
@@ -48,6 +51,7 @@ pub fn restore(store: &Store, id: &str, opts: &RestoreOptions) -> Result<i32> {
             bundle: opts.bundle.clone(),
             cdi_spec_dirs: opts.cdi_spec_dirs.clone(),
             console_socket: opts.console_socket.clone(),
+            systemd_cgroup: opts.systemd_cgroup,
             ..Default::default()
         },
     )?;
@@ -86,12 +90,13 @@ pub fn restore(store: &Store, id: &str, opts: &RestoreOptions) -> Result<i32> {
         restored: None,
     };
     if let Some(host) = &plan.host {
-        let create::CgroupDriver::Cgroupfs(path) = &plan.driver else {
-            return Err(Error::Message(
-                "restore: the systemd cgroup driver is not supported for restore yet".into(),
-            ));
+        let cgroup = match &plan.driver {
+            create::CgroupDriver::Cgroupfs(path) => berth_cgroups::create(host, path),
+            create::CgroupDriver::Systemd { user } => {
+                berth_cgroups::create_systemd(host, &plan.systemd_options(id, *user)?)
+            }
         };
-        made.cgroup = Some(berth_cgroups::create(host, path).ctx(|| "cgroups")?);
+        made.cgroup = Some(cgroup.ctx(|| "cgroups")?);
     }
     let placement = made.cgroup.as_ref().map(|c| c.placement().clone());
     let criu_root = made.dir().path().join("criu-root");
