@@ -179,6 +179,18 @@ pub struct V1Dir {
     pub dir: PathBuf,
 }
 
+impl V1Dir {
+    /// The hierarchy's directory name under a container's /sys/fs/cgroup
+    /// ("cpu,cpuacct", "systemd" for "name=systemd"), as runc names it.
+    pub fn mount_name(&self) -> String {
+        self.controllers
+            .iter()
+            .map(|c| c.strip_prefix("name=").unwrap_or(c))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 impl Placement {
     /// Whether the cgroup is still there: a systemd unit's goes with its
     /// last process.

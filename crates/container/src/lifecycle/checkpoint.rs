@@ -421,12 +421,7 @@ pub(super) fn external_mounts(
                 }),
                 Some(Placement::V1 { dirs, unified, .. }) if !has_cgroupns => {
                     for d in dirs {
-                        let name = d
-                            .controllers
-                            .iter()
-                            .map(|c| c.strip_prefix("name=").unwrap_or(c))
-                            .collect::<Vec<_>>()
-                            .join(",");
+                        let name = d.mount_name();
                         external.push(ExternalMount {
                             destination: in_root(&dest.join(name)),
                             source: d.dir.clone(),

@@ -82,6 +82,8 @@ pub(super) struct Plan {
     /// A cgroup berth is not allowed to make is no error (see
     /// [`CreateOptions::rootless_cgroups`]).
     rootless_cgroups: bool,
+    /// Whether berth runs in a user namespace (not the initial one).
+    berth_in_userns: bool,
     /// Where the cgroup goes, as the chosen driver reads linux.cgroupsPath.
     pub(super) driver: CgroupDriver,
     /// The limits and device rules to write.
@@ -92,6 +94,30 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// The state of container `id` made from this plan, before its init
+    /// (pid 0) is known.
+    pub(super) fn state(
+        &self,
+        id: &str,
+        cgroup: Option<Placement>,
+        intel_rdt: Option<RdtGroup>,
+    ) -> State {
+        let spec = &self.bundle.spec;
+        State {
+            oci_version: spec.version().clone(),
+            id: id.to_string(),
+            pid: 0,
+            pid_start_time: 0,
+            bundle: self.bundle.path.clone(),
+            rootfs: self.bundle.rootfs.clone(),
+            created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            cgroup,
+            intel_rdt,
+            config: spec.clone(),
+        }
+    }
+
     /// What the systemd driver needs to make the container's unit.
     pub(super) fn systemd_options<'a>(
         &'a self,
@@ -141,15 +167,18 @@ pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
     }
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
     check_rootless(&linux)?;
-    let rootless_cgroups = opts.rootless_cgroups.unwrap_or_else(|| {
-        !rustix::process::geteuid().is_root() || crate::sys::userns::running_in_one()
-    });
+    // berth itself in a user namespace: rootless podman runs it as uid 0
+    // of its own.
+    let berth_in_userns = crate::sys::userns::running_in_one();
+    let rootless_cgroups = opts
+        .rootless_cgroups
+        .unwrap_or(!rustix::process::geteuid().is_root() || berth_in_userns);
     let driver = if opts.systemd_cgroup {
         // An unprivileged berth, or uid 0 of a user namespace (rootless
         // podman's) unless told it is not rootless: the user's own
         // systemd, over the user bus, as runc decides.
         let user = !rustix::process::geteuid().is_root()
-            || (crate::sys::userns::running_in_one() && opts.rootless_cgroups != Some(false));
+            || (berth_in_userns && opts.rootless_cgroups != Some(false));
         let path = linux
             .cgroups_path()
             .as_deref()
@@ -197,6 +226,7 @@ pub(super) fn plan(id: &str, opts: &CreateOptions) -> Result<Plan> {
         seccomp,
         host,
         rootless_cgroups,
+        berth_in_userns,
         driver,
         namespaces,
     })
@@ -436,9 +466,8 @@ fn spawn(
             rootfs: &plan.bundle.rootfs,
             bundle: &plan.bundle.path,
             own_mount_ns: plan.namespaces.own_mount_ns,
-            // berth itself may be in one too: rootless podman runs it as
-            // uid 0 of its namespace, where no device node can be made.
-            in_userns: plan.namespaces.in_userns || crate::sys::userns::running_in_one(),
+            // No device node can be made in berth's own namespace either.
+            in_userns: plan.namespaces.in_userns || plan.berth_in_userns,
             has_cgroupns: plan.namespaces.has_cgroupns,
             cgroup: placement.as_ref(),
             entry: match (plan.namespaces.own_mount_ns, opts.no_pivot) {
@@ -455,19 +484,7 @@ fn spawn(
         seccomp: plan.seccomp.as_ref(),
         intel_rdt: prepared.intel_rdt.as_ref(),
     };
-    let state = State {
-        oci_version: spec.version().clone(),
-        id: id.to_string(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: plan.bundle.path.clone(),
-        rootfs: plan.bundle.rootfs.clone(),
-        created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: placement.clone(),
-        intel_rdt: prepared.intel_rdt.clone(),
-        config: spec.clone(),
-    };
+    let state = plan.state(id, placement.clone(), prepared.intel_rdt.clone());
     let mut requests = CreateRequests {
         state: &state,
         hooks: spec.hooks().clone().unwrap_or_default(),

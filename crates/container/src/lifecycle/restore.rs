@@ -10,7 +10,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use berth_cgroups::Manager;
 use oci_spec::runtime::LinuxNamespaceType;
@@ -22,7 +21,7 @@ use super::foreground::Foreground;
 use crate::criu::rpc::{self, req_type, CgroupRoot, ExtMountMap, InheritFd, JoinNamespace};
 use crate::criu::{self, Swrk};
 use crate::rootfs::resolve::RootDir;
-use crate::state::{ContainerDir, OciState, ProcStat, State, Status, Store};
+use crate::state::{ContainerDir, OciState, ProcStat, Status, Store};
 use crate::{hooks, id, Context, Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -132,19 +131,7 @@ pub fn restore(store: &Store, id: &str, opts: &RestoreOptions) -> Result<i32> {
     }
 
     let spec = &plan.bundle.spec;
-    let mut state = State {
-        oci_version: spec.version().clone(),
-        id: id.to_string(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: plan.bundle.path.clone(),
-        rootfs: plan.bundle.rootfs.clone(),
-        created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: placement,
-        intel_rdt: None,
-        config: spec.clone(),
-    };
+    let mut state = plan.state(id, placement, None);
     let hooks = spec.hooks().clone().unwrap_or_default();
     let req = rpc::Request {
         r#type: req_type::RESTORE,

@@ -37,12 +37,7 @@ pub fn mount(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<Own
             };
             target::attach(tmpfs.as_fd(), point.as_fd(), &tmpfs_opts)?;
             for d in dirs {
-                let name = d
-                    .controllers
-                    .iter()
-                    .map(|c| c.strip_prefix("name=").unwrap_or(c))
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let name = d.mount_name();
                 let sub = subdir(tmpfs.as_fd(), &name)?;
                 let tree = if ctx.cfg.has_cgroupns {
                     sys::new_filesystem("cgroup", "cgroup", &d.controllers, opts.flags)
