@@ -4,25 +4,37 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Help laid out as runc's: a NAME section first ("berth - ...", "berth
-/// create - ..."), which scripts and runc's tests read; the rest is
-/// clap's.
-macro_rules! help_template {
-    ($name:expr) => {
-        concat!(
-            "NAME:\n   ",
-            $name,
-            " - {about}\n\nUSAGE:\n   {usage}\n\n{all-args}"
-        )
+/// Parses the command line. Help is laid out as runc's: a NAME section
+/// first ("berth - ...", "berth create - ...", named as berth was invoked),
+/// which scripts and runc's tests read; the rest is clap's.
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let invoked = std::env::args_os()
+        .next()
+        .as_deref()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map_or("berth".into(), |n| n.to_string_lossy().into_owned());
+    let template = |name: &str| {
+        format!("NAME:\n   {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}")
     };
+    let mut command = Cli::command().help_template(template(&invoked));
+    let verbs: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for verb in verbs {
+        command = command.mut_subcommand(&verb, |c| {
+            c.help_template(template(&format!("{invoked} {verb}")))
+        });
+    }
+    Cli::from_arg_matches(&command.try_get_matches()?)
 }
 
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
     about = "An OCI container runtime",
-    disable_version_flag = true,
-    help_template = help_template!("berth")
+    disable_version_flag = true
 )]
 pub struct Cli {
     /// Where container state is kept [default: /run/berth, or
@@ -140,7 +152,6 @@ macro_rules! verbs {
                 cmd$(.subcommand(
                     clap::Command::new($name)
                         .about($about)
-                        .help_template(help_template!(concat!("berth ", $name)))
                         $(.visible_alias($alias))?
                         .defer(|c| <$args as Args>::augment_args(c)),
                 ))*
@@ -405,7 +416,8 @@ pub struct UpdateArgs {
     pub blkio_weight: Option<u16>,
 }
 
-/// The CRIU options `checkpoint` and `restore` share.
+// The CRIU options `checkpoint` and `restore` share (a doc comment here
+// would replace their own help's description).
 #[derive(Debug, Args)]
 pub struct CriuArgs {
     /// The directory of CRIU's image files.

@@ -14,7 +14,6 @@ use berth_container::cdi;
 use berth_container::lifecycle::{self, CreateOptions, ExecOptions, ExecRequest, OciState};
 use berth_container::spec::{default_spec, DefaultSpec};
 use berth_container::state::Store;
-use clap::Parser;
 
 use cli::{
     CdiCmd, CdiVerb, CheckpointCmd, Cli, Command, CreateArgs, CreateCmd, CriuArgs, DeleteCmd,
@@ -524,8 +523,24 @@ fn report(e: &anyhow::Error, log_file: bool, log_format: cli::LogFormat) {
     }
 }
 
+/// Parses the command line. Help asked of a command berth does not have
+/// (`berth foo -h`) is refused as runc refuses it, with exit status 3.
+fn parse_command_line() -> Cli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    cli::parse().unwrap_or_else(|e| {
+        let asks_help = std::env::args().any(|a| a == "-h" || a == "--help");
+        if let (ErrorKind::InvalidSubcommand, true, Some(ContextValue::String(name))) =
+            (e.kind(), asks_help, e.get(ContextKind::InvalidSubcommand))
+        {
+            eprintln!("No help topic for '{name}'");
+            std::process::exit(3);
+        }
+        e.exit()
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     let exec = matches!(cli.command, Some(Command::Exec(_)));
     let failed = |code: u8| ExitCode::from(if exec { EXEC_FAILED } else { code });
     if let Err(e) = check_preserved_fds(&cli.command) {

@@ -147,3 +147,56 @@ fn rootless_takes_runcs_values() {
         assert_eq!(ran.code, 0, "--rootless {value}: {}", ran.stderr);
     }
 }
+
+#[test]
+fn help_names_berth_as_it_was_invoked_and_refuses_unknown_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("my-runtime");
+    std::os::unix::fs::symlink(BERTH, &renamed).unwrap();
+    let berth = Berth::with_binary(&renamed);
+    let help = berth.ok(&["--help"]);
+    assert!(help.starts_with("NAME:\n   my-runtime - "), "{help}");
+    for verb in ["create", "checkpoint", "restore", "features"] {
+        let help = berth.ok(&[verb, "-h"]);
+        let second = help.lines().nth(1).unwrap_or_default();
+        assert!(
+            second.starts_with(&format!("   my-runtime {verb} - ")),
+            "{help}"
+        );
+        // Not the description of the options it shares with another verb.
+        assert!(!second.contains("share"), "{help}");
+    }
+    let out = berth.run(&["foo", "-h"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No help topic for 'foo'"));
+}
+
+#[test]
+fn debug_log_names_the_setup_stages_as_runc_does() {
+    let mut bundle = Bundle::new();
+    bundle.args(&["true"]);
+    let ran = run_with_flags(&bundle, &["--debug"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    for stage in [
+        "level=debug",
+        "nsexec container setup",
+        "child process in init()",
+        "init: closing the pipe to signal completion",
+    ] {
+        assert!(
+            ran.stderr.contains(stage),
+            "{stage:?} missing: {}",
+            ran.stderr
+        );
+    }
+    let ran = run_with_flags(&bundle, &[]);
+    assert!(!ran.stderr.contains("level=debug"), "{}", ran.stderr);
+    let berth = Berth::new();
+    bundle.args(&["sleep", "100"]);
+    let c = Container::create(&berth, &bundle, &[]);
+    berth.ok(&["start", &c.id]);
+    let out = berth.run(&["--debug", "exec", &c.id, "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("setns_init: about to exec"), "{stderr}");
+}

@@ -25,8 +25,18 @@ pub unsafe fn start(
     body: impl FnOnce(&Channel) -> Result<Infallible>,
 ) -> Result<(Child, Channel)> {
     let (ours, theirs) = Channel::pair()?;
+    // The debug lines of the setup carry the names of runc's stages
+    // ("nsexec container setup", "child process in init()", ...), which
+    // tools and runc's own tests look for in a --debug log.
+    tracing::debug!("nsexec container setup: cloning a child (namespace flags {flags:#x})");
     match clone3(flags, cgroup)? {
-        Cloned::InParent(child) => Ok((child, ours)),
+        Cloned::InParent(child) => {
+            tracing::debug!(
+                "child process in init(): pid {} sets itself up",
+                child.pid()
+            );
+            Ok((child, ours))
+        }
         Cloned::InChild => {
             drop(ours);
             let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
@@ -96,7 +106,13 @@ pub fn serve(chan: &Channel, child: &mut Child, requests: &mut dyn Requests) -> 
                     .ok_or_else(|| Error::Message("the seccomp listener did not come".into()))?;
                 requests.seccomp_listener(child.pid(), fd.as_fd())?;
             }
-            Some(FromChild::Ready) => return Ok(Outcome::Ready),
+            Some(FromChild::Ready) => {
+                tracing::debug!(
+                    "init: closing the pipe to signal completion: pid {} waits for start",
+                    child.pid()
+                );
+                return Ok(Outcome::Ready);
+            }
             Some(FromChild::Failed(e)) => return Err(e),
             None => return Ok(Outcome::Closed),
         }

@@ -374,6 +374,11 @@ fn spawn(plan: &Plan, prepared: &Prepared, opts: &ExecOptions) -> Result<Child> 
     if affinity.is_none_or(|a| a.initial().is_none() && a.cpu_affinity_final().is_none()) {
         sched::reset_affinity(child.pid());
     }
+    tracing::debug!(
+        "setns_init: about to exec {:?} once pid {} is set up",
+        plan.process.args().as_deref().unwrap_or_default(),
+        child.pid()
+    );
     chan.send(&ToChild::Go)?;
     let mut requests = ExecRequests {
         state: &plan.state,

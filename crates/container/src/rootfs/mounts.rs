@@ -169,6 +169,6 @@ fn bind(
     } else {
         mount_point_file(ctx.root, dest)?
     };
-    target::attach(tree.as_fd(), point.as_fd(), opts)?;
+    target::attach_bind(tree.as_fd(), point.as_fd(), opts, ctx.cfg.in_userns)?;
     Ok(tree)
 }

@@ -162,6 +162,54 @@ pub fn mount_attributes(flags: u64, cleared: u64) -> (u64, u64) {
     (set, clear)
 }
 
+/// The flags a user namespace locks on a mount it did not make: a
+/// container in one can keep them but not clear them.
+const LOCKABLE: u64 = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// The atime flags whose absence from a bind remount keeps the source's
+/// atime settings (mount(2)).
+const ATIME_FLAGS: u64 =
+    libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
+
+/// The attributes (to set, to clear) that give a bind of a mount whose
+/// flags are `source` the per-mount flags of `opts`, as runc's bind
+/// remount (MS_BIND|MS_REMOUNT) gives them: a bind naming no flag keeps the
+/// source's; one naming any flag gets exactly those, the others cleared,
+/// except the atime settings, which change only when a flag names one.
+/// `locked`: the container is in a user namespace, where the kernel keeps
+/// the source's lockable flags (ro, nosuid, nodev, noexec) that are not
+/// asked for, and refuses to clear one explicitly (returned as the error).
+pub fn bind_attributes(opts: &MountOptions, source: u64, locked: bool) -> Result<(u64, u64), u64> {
+    let (flags, cleared) = (opts.flags, opts.cleared);
+    if flags == 0 && cleared == 0 {
+        return Ok((0, 0));
+    }
+    let held = if locked { source & LOCKABLE } else { 0 };
+    if cleared & held != 0 {
+        return Err(cleared & held);
+    }
+    let (set, _) = mount_attributes(flags | held, 0);
+    let every = MOUNT_ATTR_RDONLY
+        | MOUNT_ATTR_NOSUID
+        | MOUNT_ATTR_NODEV
+        | MOUNT_ATTR_NOEXEC
+        | MOUNT_ATTR_NOSYMFOLLOW;
+    let mut clear = every & !set;
+    // No atime mode set means relatime, the kernel's default.
+    if flags & ATIME_FLAGS != 0 {
+        clear |= MOUNT_ATTR_ATIME_MASK | (MOUNT_ATTR_NODIRATIME & !set);
+    }
+    Ok((set, clear))
+}
+
+/// The option that clears an MS_* flag ("rw" for MS_RDONLY, ...).
+pub fn clearing_option(flag: u64) -> &'static str {
+    FLAGS
+        .iter()
+        .find(|(_, sets, f)| !sets && *f == flag)
+        .map_or("?", |(name, _, _)| name)
+}
+
 /// The MS_* flags of a propagation mode name.
 pub fn propagation_flag(name: &str) -> Option<u64> {
     PROPAGATION
@@ -322,6 +370,40 @@ mod tests {
         assert_eq!(
             o.data,
             ["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+        );
+    }
+
+    #[test]
+    fn a_bind_naming_flags_gets_exactly_those_as_runcs_remount() {
+        let ro_noexec = libc::MS_RDONLY | libc::MS_NOEXEC | libc::MS_NODIRATIME;
+        // Naming no flag keeps the source's.
+        assert_eq!(
+            bind_attributes(&opts(&["bind"]), ro_noexec, false),
+            Ok((0, 0))
+        );
+        // Naming one clears the others, the atime settings aside.
+        let (set, clear) = bind_attributes(&opts(&["bind", "dev"]), ro_noexec, false).unwrap();
+        assert_eq!(set, 0);
+        assert_eq!(clear & MOUNT_ATTR_RDONLY, MOUNT_ATTR_RDONLY);
+        assert_eq!(clear & MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOEXEC);
+        assert_eq!(clear & MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW);
+        assert_eq!(clear & (MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME), 0);
+        // In a user namespace the lockable flags not asked for stay...
+        let (set, clear) = bind_attributes(&opts(&["bind", "dev"]), ro_noexec, true).unwrap();
+        assert_eq!(set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC);
+        assert_eq!(clear & (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC), 0);
+        // ... and one explicitly cleared is refused.
+        assert_eq!(
+            bind_attributes(&opts(&["bind", "rw"]), ro_noexec, true),
+            Err(libc::MS_RDONLY)
+        );
+        assert_eq!(clearing_option(libc::MS_RDONLY), "rw");
+        // An atime flag named sets the whole atime field.
+        let (set, clear) = bind_attributes(&opts(&["bind", "noatime"]), ro_noexec, false).unwrap();
+        assert_eq!(set, MOUNT_ATTR_NOATIME);
+        assert_eq!(
+            clear & (MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME),
+            MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME
         );
     }
 }

@@ -7,10 +7,10 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::options::{mount_attributes, MountOptions};
+use super::options::{bind_attributes, clearing_option, mount_attributes, MountOptions};
 use super::resolve::RootDir;
 use super::RootfsConfig;
-use crate::{sys, Context, Result};
+use crate::{sys, Context, Error, Result};
 
 /// What mounting needs to know beyond the mount itself.
 pub struct MountContext<'a> {
@@ -46,6 +46,27 @@ pub fn mount_point_file(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
 /// descriptor.
 pub fn attach(tree: BorrowedFd, point: BorrowedFd, opts: &MountOptions) -> Result<()> {
     let (set, clear) = mount_attributes(opts.flags, opts.cleared);
+    sys::set_attributes(tree, set, clear, false).ctx(|| "mount flags")?;
+    sys::attach(tree, point)?;
+    finish(tree, opts)
+}
+
+/// [`attach`] for a bind of a mount: its per-mount flags as runc's bind
+/// remount leaves them ([`bind_attributes`]). `locked`: the container is in
+/// a user namespace.
+pub fn attach_bind(
+    tree: BorrowedFd,
+    point: BorrowedFd,
+    opts: &MountOptions,
+    locked: bool,
+) -> Result<()> {
+    let source = sys::mount_flags(tree)?;
+    let (set, clear) = bind_attributes(opts, source, locked).map_err(|flag| {
+        Error::Message(format!(
+            "mount option {:?}: operation not permitted: the source's flag is locked in a user namespace",
+            clearing_option(flag & flag.wrapping_neg())
+        ))
+    })?;
     sys::set_attributes(tree, set, clear, false).ctx(|| "mount flags")?;
     sys::attach(tree, point)?;
     finish(tree, opts)
