@@ -149,29 +149,6 @@ fn rootless_takes_runcs_values() {
 }
 
 #[test]
-fn help_names_berth_as_it_was_invoked_and_refuses_unknown_topics() {
-    let dir = tempfile::tempdir().unwrap();
-    let renamed = dir.path().join("my-runtime");
-    std::os::unix::fs::symlink(BERTH, &renamed).unwrap();
-    let berth = Berth::with_binary(&renamed);
-    let help = berth.ok(&["--help"]);
-    assert!(help.starts_with("NAME:\n   my-runtime - "), "{help}");
-    for verb in ["create", "checkpoint", "restore", "features"] {
-        let help = berth.ok(&[verb, "-h"]);
-        let second = help.lines().nth(1).unwrap_or_default();
-        assert!(
-            second.starts_with(&format!("   my-runtime {verb} - ")),
-            "{help}"
-        );
-        // Not the description of the options it shares with another verb.
-        assert!(!second.contains("share"), "{help}");
-    }
-    let out = berth.run(&["foo", "-h"]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No help topic for 'foo'"));
-}
-
-#[test]
 fn debug_log_names_the_setup_stages_as_runc_does() {
     let mut bundle = Bundle::new();
     bundle.args(&["true"]);

@@ -345,21 +345,131 @@ fn unified_resources_a_v1_host_cannot_set_are_an_invalid_configuration() {
 }
 
 #[test]
-fn help_starts_with_a_name_section_as_runcs_does() {
-    let berth = Berth::new();
-    let top = berth.ok(&["--help"]);
-    assert!(top.starts_with("NAME:\n   berth - "), "{top}");
-    for verb in [
-        "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
+fn help_starts_with_a_name_section_named_as_berth_was_invoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("my-runtime");
+    std::os::unix::fs::symlink(BERTH, &renamed).unwrap();
+    for (berth, name) in [
+        (Berth::new(), "berth"),
+        (Berth::with_binary(&renamed), "my-runtime"),
     ] {
-        for flag in ["-h", "--help"] {
-            let help = berth.ok(&[verb, flag]);
-            let lines: Vec<&str> = help.lines().collect();
-            assert_eq!(lines[0], "NAME:", "{help}");
-            assert!(
-                lines[1].starts_with(&format!("   berth {verb} - ")),
-                "{help}"
-            );
+        let top = berth.ok(&["--help"]);
+        assert!(top.starts_with(&format!("NAME:\n   {name} - ")), "{top}");
+        for verb in [
+            "create",
+            "delete",
+            "events",
+            "exec",
+            "kill",
+            "list",
+            "pause",
+            "ps",
+            "checkpoint",
+            "restore",
+            "features",
+        ] {
+            for flag in ["-h", "--help"] {
+                let help = berth.ok(&[verb, flag]);
+                let lines: Vec<&str> = help.lines().collect();
+                assert_eq!(lines[0], "NAME:", "{help}");
+                assert!(
+                    lines[1].starts_with(&format!("   {name} {verb} - ")),
+                    "{help}"
+                );
+                // Its own description, not that of options it shares.
+                assert!(!lines[1].contains("share"), "{help}");
+            }
         }
+        let out = berth.run(&["foo", "-h"]);
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("No help topic for 'foo'"));
     }
+}
+
+/// A tmpfs on the host whose mount (not its superblock, which no bind
+/// could change) has `flags`, unmounted when dropped.
+struct HostTmpfs(tempfile::TempDir);
+
+impl HostTmpfs {
+    fn mount(flags: &str) -> HostTmpfs {
+        let host = HostTmpfs(
+            tempfile::Builder::new()
+                .prefix("berth-host-tmpfs-")
+                .tempdir()
+                .unwrap(),
+        );
+        let mount = |args: &[&str]| {
+            let ok = std::process::Command::new("mount")
+                .args(args)
+                .arg(host.0.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount {args:?}");
+        };
+        mount(&["-t", "tmpfs", "tmpfs"]);
+        mount(&["--bind", "-o", &format!("remount,{flags}")]);
+        host
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_bind_naming_flags_gets_exactly_those_and_keeps_locked_ones_in_a_user_namespace() {
+    let source = HostTmpfs::mount("ro,noexec,nosymfollow");
+    let mount_options = |bundle: &mut Bundle, options: serde_json::Value| {
+        // Made here: root of a user namespace may not write the image.
+        let _ = std::fs::create_dir(bundle.rootfs().join("mnt"));
+        bundle
+            .edit(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "source": source.0.path(), "destination": "/mnt", "type": "bind",
+                    "options": options
+                }));
+            })
+            .sh("awk '$2 == \"/mnt\" { print $4 }' /proc/self/mounts");
+    };
+    let flags_of = |out: &str| -> Vec<String> { out.trim().split(',').map(String::from).collect() };
+    // A bind naming no flag keeps the source's.
+    let mut bundle = Bundle::new();
+    mount_options(&mut bundle, json!(["bind"]));
+    let flags = flags_of(&run_ok(&bundle));
+    assert!(
+        flags.contains(&"ro".into()) && flags.contains(&"noexec".into()),
+        "{flags:?}"
+    );
+    // Naming one clears the others.
+    let mut bundle = Bundle::new();
+    mount_options(&mut bundle, json!(["bind", "dev"]));
+    let flags = flags_of(&run_ok(&bundle));
+    assert!(flags.contains(&"rw".into()), "{flags:?}");
+    assert!(!flags.contains(&"noexec".into()) && !flags.contains(&"nosymfollow".into()));
+    // In a user namespace the lockable ones stay (nosymfollow is not one).
+    let mut bundle = Bundle::new();
+    bundle.user_namespace(100000, 100000);
+    mount_options(&mut bundle, json!(["bind", "dev"]));
+    let flags = flags_of(&run_ok(&bundle));
+    assert!(
+        flags.contains(&"ro".into()) && flags.contains(&"noexec".into()),
+        "{flags:?}"
+    );
+    assert!(!flags.contains(&"nosymfollow".into()), "{flags:?}");
+    // And clearing one there is refused, naming the option.
+    let mut bundle = Bundle::new();
+    bundle.user_namespace(100000, 100000);
+    mount_options(&mut bundle, json!(["bind", "rw"]));
+    let ran = run(&bundle);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr.contains("\"rw\": operation not permitted"),
+        "{}",
+        ran.stderr
+    );
 }
