@@ -3,7 +3,8 @@
 # the hosts most containers run on, each driving berth. As root on the host,
 # after `cargo build --release`; it boots the machine of tests/vm/run.sh.
 #
-#   tests/vm/engines.sh                 # podman, docker, rootless podman, CRI
+#   tests/vm/engines.sh                 # podman, docker, rootless podman, CRI,
+#                                       # checkpoint (podman's and ctr's, with CRIU)
 #   tests/vm/engines.sh podman docker   # some of them
 #
 # podman runs with --cgroup-manager=systemd, dockerd with
@@ -39,7 +40,7 @@ BERTH=/usr/local/bin/berth
 generated=$3
 shift 3
 engines=("$@")
-[ ${#engines[@]} -eq 0 ] && engines=(podman docker rootless cri)
+[ ${#engines[@]} -eq 0 ] && engines=(podman docker rootless cri checkpoint)
 
 work=$(mktemp -d /tmp/berth-engines.XXXXXX)
 chmod 755 "$work"
@@ -169,6 +170,71 @@ run_rootless() {
     equals "true true" sh -c "${as[*]} $BERTH features | python3 -c 'import json,sys; c=json.load(sys.stdin)[\"linux\"][\"cgroup\"]; print(str(c[\"systemd\"]).lower(), str(c[\"systemdUser\"]).lower())'"
 }
 
+# A container that counts seconds into /tmp/n: restored, it counts on from
+# where it was; started afresh, it would count from 1.
+counter='i=0; while :; do i=$((i + 1)); echo $i >/tmp/n; sleep 1; done'
+
+# counts_on BEFORE COMMAND...: the count the command reads is at least BEFORE.
+counts_on() {
+  local before=$1 after
+  shift
+  after=$("$@") || { echo "could not read the count: $after"; return 1; }
+  [ "$after" -ge "$before" ] || { echo "count $before before, $after after: started afresh"; return 1; }
+}
+
+podman_checkpoint_restore() {
+  local before
+  before=$($E exec cr cat /tmp/n) &&
+    $E container checkpoint cr >/dev/null &&
+    equals exited $E inspect -f '{{.State.Status}}' cr &&
+    $E container restore cr >/dev/null &&
+    counts_on "$before" $E exec cr cat /tmp/n
+}
+
+podman_export_import() {
+  local before
+  before=$($E exec cr cat /tmp/n) &&
+    $E container checkpoint --export "$work/cr.tar.gz" cr >/dev/null &&
+    $E rm -f cr >/dev/null &&
+    $E container restore --import "$work/cr.tar.gz" --name cr2 >/dev/null &&
+    counts_on "$before" $E exec cr2 cat /tmp/n
+}
+
+ctr_checkpoint_restore() {
+  local before
+  before=$($C task exec --exec-id read1 cr cat /tmp/n) &&
+    $C container checkpoint --task cr localhost/cr:1 >/dev/null &&
+    $C task kill -s KILL cr && sleep 1 && $C task rm cr >/dev/null && $C container rm cr &&
+    $C container restore --live cr localhost/cr:1 &&
+    counts_on "$before" $C task exec --exec-id read2 cr cat /tmp/n
+}
+
+# Checkpoint and restore through the engines (issue 18), with CRIU.
+run_checkpoint() {
+  E="podman --runtime $BERTH --cgroup-manager systemd"
+  podman import "$work/busybox.tar" busybox >/dev/null || { echo "FAIL podman: import"; failed=$((failed + 1)); return; }
+  $E run -d --network none --name cr busybox sh -c "$counter" >/dev/null </dev/null
+  sleep 5
+  check "podman: container checkpoint, then restore, counts on" podman_checkpoint_restore
+  check "podman: checkpoint --export, rm, restore --import as another container counts on" podman_export_import
+  $E rm -f cr cr2 >/dev/null 2>&1
+  podman rmi -f busybox >/dev/null 2>&1
+  check "podman: no libpod unit left" sh -c "! systemctl list-units --all --no-legend 'libpod-*.scope' | grep -v conmon | grep -q ."
+
+  systemctl start containerd || { echo "FAIL ctr: start containerd"; failed=$((failed + 1)); return; }
+  C="ctr -n berth-checkpoint"
+  python3 "$repo/tests/cri/oci_archive.py" "$work/busybox.tar" "$work/busybox-oci.tar" localhost/busybox:ctr &&
+    $C images import "$work/busybox-oci.tar" >/dev/null &&
+    $C run -d --runc-binary "$BERTH" localhost/busybox:ctr cr sh -c "$counter" ||
+    { echo "FAIL ctr: run"; failed=$((failed + 1)); return; }
+  sleep 5
+  check "ctr: container checkpoint --task, then restore --live, counts on" ctr_checkpoint_restore
+  $C task kill -s KILL cr >/dev/null 2>&1; sleep 1
+  $C task rm -f cr >/dev/null 2>&1; $C container rm cr >/dev/null 2>&1
+  $C images rm localhost/cr:1 localhost/busybox:ctr >/dev/null 2>&1
+  systemctl stop containerd
+}
+
 run_cri() {
   local out
   out=$(CRI_SYSTEMD=1 CRI_GENERATED=$generated BERTH=$BERTH "$repo/tests/cri/run.sh" 2>&1)
@@ -183,7 +249,8 @@ for engine in "${engines[@]}"; do
     docker) run_docker ;;
     rootless) run_rootless ;;
     cri) run_cri ;;
-    *) echo "engines: unknown engine $engine (podman, docker, rootless, cri)" >&2; failed=$((failed + 1)) ;;
+    checkpoint) run_checkpoint ;;
+    *) echo "engines: unknown engine $engine (podman, docker, rootless, cri, checkpoint)" >&2; failed=$((failed + 1)) ;;
   esac
 done
 rm -rf "$work"

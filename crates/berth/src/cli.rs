@@ -27,7 +27,78 @@ pub fn parse() -> Result<Cli, clap::Error> {
             c.help_template(template(&format!("{invoked} {verb}")))
         });
     }
-    Cli::from_arg_matches(&command.try_get_matches()?)
+    // Built first: the verbs' options are added lazily.
+    command.build();
+    let args = long_options_with_one_dash(std::env::args_os().collect(), &command);
+    Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+}
+
+/// runc's parser takes a long option with one dash as well as with two,
+/// and engines use both (containerd's shim restores with `-no-subreaper`):
+/// `-name` and `-name=value` become `--name...` where `name` is a long
+/// option of berth or of its verb. Only the options before the verb's
+/// first operand are read, so an exec'd command's own arguments stay as
+/// they are.
+fn long_options_with_one_dash(
+    args: Vec<std::ffi::OsString>,
+    top: &clap::Command,
+) -> Vec<std::ffi::OsString> {
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let mut command = top;
+    let mut in_verb = false;
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    out.extend(iter.next());
+    while let Some(arg) = iter.next() {
+        let Some(text) = arg.to_str().map(str::to_string) else {
+            out.push(arg);
+            break;
+        };
+        let (dashes, rest) = match text.strip_prefix("--") {
+            Some(rest) => (2, rest),
+            None => match text.strip_prefix('-') {
+                Some(rest) if !rest.is_empty() => (1, rest),
+                _ => (0, text.as_str()),
+            },
+        };
+        if dashes == 2 && rest.is_empty() {
+            out.push(arg);
+            break;
+        }
+        if dashes == 0 {
+            match command.find_subcommand(rest).filter(|_| !in_verb) {
+                Some(verb) => {
+                    command = verb;
+                    in_verb = true;
+                    out.push(arg);
+                    continue;
+                }
+                None => {
+                    out.push(arg);
+                    break;
+                }
+            }
+        }
+        let (name, attached) = match rest.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (rest, false),
+        };
+        let long = command.get_arguments().find(|a| a.get_long() == Some(name));
+        let short = (dashes == 1 && name.chars().count() == 1)
+            .then(|| name.chars().next())
+            .flatten()
+            .and_then(|c| command.get_arguments().find(|a| a.get_short() == Some(c)));
+        let option = if dashes == 2 { long } else { short.or(long) };
+        out.push(match (dashes, long.is_some() && short.is_none()) {
+            (1, true) => format!("-{text}").into(),
+            _ => arg,
+        });
+        if option.is_some_and(&takes_value) && !attached {
+            out.extend(iter.next());
+        }
+    }
+    out.extend(iter);
+    out
 }
 
 #[derive(Debug, Parser)]
@@ -315,7 +386,8 @@ pub struct PsCmd {
     pub ps_args: Vec<String>,
 }
 
-/// `exec`'s flags, as runc has them.
+// `exec`'s flags, as runc has them (a doc comment here would replace
+// the verb's own description in its help).
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// A process.json to run instead of the command line's.
@@ -372,7 +444,8 @@ pub struct ExecArgs {
     pub pidfd_socket: Option<PathBuf>,
 }
 
-/// `update`'s flags, as runc has them; they override what -r gives.
+// `update`'s flags, as runc has them; they override what -r gives (a
+// doc comment here would replace the verb's own description in its help).
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// A JSON file of linux.resources, or - for stdin.
@@ -504,4 +577,53 @@ pub struct RestoreCmd {
     /// Do not become a subreaper while waiting in the foreground.
     #[arg(long)]
     pub no_subreaper: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn normalized(args: &[&str]) -> Vec<String> {
+        let args = std::iter::once("berth").chain(args.iter().copied());
+        let mut command = Cli::command();
+        command.build();
+        long_options_with_one_dash(args.map(Into::into).collect(), &command)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn long_options_take_one_dash_before_the_first_operand_only() {
+        // containerd's shim restoring a container.
+        assert_eq!(
+            normalized(&[
+                "--root",
+                "/r",
+                "restore",
+                "--pid-file",
+                "-p",
+                "-no-subreaper",
+                "-bundle=/b",
+                "id"
+            ]),
+            [
+                "--root",
+                "/r",
+                "restore",
+                "--pid-file",
+                "-p",
+                "--no-subreaper",
+                "--bundle=/b",
+                "id"
+            ]
+        );
+        // Short options and their values stay; so does the exec'd command.
+        assert_eq!(
+            normalized(&["-debug", "exec", "-t", "-e", "-detach", "id", "ls", "-detach"]),
+            ["--debug", "exec", "-t", "-e", "-detach", "id", "ls", "-detach"]
+        );
+    }
 }
