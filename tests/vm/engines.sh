@@ -229,10 +229,12 @@ run_checkpoint() {
     { echo "FAIL ctr: run"; failed=$((failed + 1)); return; }
   sleep 5
   check "ctr: container checkpoint --task, then restore --live, counts on" ctr_checkpoint_restore
-  $C task kill -s KILL cr >/dev/null 2>&1; sleep 1
-  $C task rm -f cr >/dev/null 2>&1; $C container rm cr >/dev/null 2>&1
-  $C images rm localhost/cr:1 localhost/busybox:ctr >/dev/null 2>&1
-  systemctl stop containerd
+  # Bounded: a shim a failed restore left behind may not answer.
+  timeout 20 $C task kill -s KILL cr >/dev/null 2>&1; sleep 1
+  timeout 20 $C task rm -f cr >/dev/null 2>&1
+  timeout 20 $C container rm cr >/dev/null 2>&1
+  timeout 20 $C images rm localhost/cr:1 localhost/busybox:ctr >/dev/null 2>&1
+  timeout 60 systemctl stop containerd
 }
 
 run_cri() {

@@ -119,6 +119,50 @@ fn recursive_read_only_reaches_submounts() {
 }
 
 #[test]
+fn recursive_atime_options_set_the_mode_of_every_submount() {
+    let host = tempfile::tempdir().unwrap();
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    // (option, the mode it gives a tree whose mounts are noatime)
+    let cases = [
+        ("rstrictatime", "strictatime"),
+        ("ratime", "relatime"),
+        ("rnostrictatime", "relatime"),
+        ("rnoatime", "noatime"),
+    ];
+    bundle.edit(|c| {
+        for (i, (option, _)) in cases.iter().enumerate() {
+            push_mount(c, json!({"destination": format!("/tree{i}"), "type": "tmpfs", "source": "tmpfs",
+                                 "options": ["noatime"]}));
+            push_mount(c, json!({"destination": format!("/tree{i}/sub"), "type": "bind", "source": host.path(),
+                                 "options": ["rbind", "noatime"]}));
+            // The tree as the container's mounts made it, seen from the host's
+            // side of the rootfs.
+            push_mount(c, json!({"destination": format!("/view{i}"), "type": "bind",
+                                 "source": rootfs.join(format!("tree{i}")), "options": ["rbind", option]}));
+        }
+    });
+    bundle.sh("grep ' /view' /proc/self/mountinfo | cut -d' ' -f5,6");
+    let out = run_ok(&bundle);
+    for (i, (option, mode)) in cases.iter().enumerate() {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with(&format!("/view{i}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{option}: {out}");
+        for line in lines {
+            let flags: Vec<&str> = line.split(' ').nth(1).unwrap().split(',').collect();
+            // mountinfo names no mode for strictatime.
+            let shown = ["noatime", "relatime"]
+                .into_iter()
+                .find(|m| flags.contains(m))
+                .unwrap_or("strictatime");
+            assert_eq!(shown, *mode, "{option}: {line}");
+        }
+    }
+}
+
+#[test]
 fn default_devices_and_links_are_there() {
     let mut bundle = Bundle::new();
     bundle.sh(

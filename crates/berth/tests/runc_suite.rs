@@ -286,6 +286,41 @@ fn a_read_only_root_in_the_host_mount_namespace_runs_and_leaves_no_mount() {
     assert_nothing_left(&berth, &id, &bundle);
 }
 
+/// The mount points at `path` in this (the host's) mount namespace.
+fn mounts_at(path: &std::path::Path) -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(path.to_str().unwrap()))
+        .count()
+}
+
+#[test]
+fn the_rootfs_is_a_mount_point_in_the_host_mount_namespace_and_the_engines_mount_stays() {
+    let mut bundle = host_mount_ns_bundle();
+    bundle.args(&["sleep", "100"]);
+    let rootfs = bundle.rootfs();
+    let berth = Berth::new();
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(mounts_at(&rootfs), 1, "runc's tools unmount the rootfs");
+    berth.ok(&["delete", "--force", &c.id]);
+    assert_nothing_left(&berth, &c.id, &bundle);
+    // An engine's own mount at the rootfs (here a bind of it) stays.
+    let engine_bind = std::process::Command::new("mount")
+        .args(["--bind"])
+        .arg(&rootfs)
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(engine_bind.success());
+    let c = Container::create(&berth, &bundle, &[]);
+    assert_eq!(mounts_at(&rootfs), 2);
+    berth.ok(&["delete", "--force", &c.id]);
+    let left = mounts_at(&rootfs);
+    let _ = std::process::Command::new("umount").arg(&rootfs).status();
+    assert_eq!(left, 1, "the engine's mount is gone");
+}
+
 #[test]
 fn a_failed_create_in_the_host_mount_namespace_detaches_its_mounts() {
     let mut bundle = host_mount_ns_bundle();

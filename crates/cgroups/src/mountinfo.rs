@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub struct MountInfo {
     pub id: u32,
     pub parent: u32,
+    /// The filesystem's device, `major:minor` (field 3).
+    pub device: String,
     /// The path inside the filesystem that is mounted (field 4).
     pub root: PathBuf,
     pub mount_point: PathBuf,
@@ -31,7 +33,7 @@ pub fn parse_line(line: &str) -> Option<MountInfo> {
     let mut head = before.split(' ');
     let id = head.next()?.parse().ok()?;
     let parent = head.next()?.parse().ok()?;
-    let _major_minor = head.next()?;
+    let device = head.next()?.to_string();
     let root = PathBuf::from(unescape(head.next()?));
     let mount_point = PathBuf::from(unescape(head.next()?));
     let mount_options = head.next()?.to_string();
@@ -43,6 +45,7 @@ pub fn parse_line(line: &str) -> Option<MountInfo> {
     Some(MountInfo {
         id,
         parent,
+        device,
         root,
         mount_point,
         mount_options,

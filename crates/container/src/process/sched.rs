@@ -152,7 +152,25 @@ pub fn set_affinity(cpus: &str) -> Result<()> {
             format!("{field} {cpus:?}: sched_setaffinity"),
             e.raw_os_error(),
         )
-    })
+    })?;
+    tracing::debug!("{field} {cpus:?}: affinity: {}", hex_mask(&set));
+    Ok(())
+}
+
+/// A CPU set as the hexadecimal mask logs show ("0,1" is 0x3).
+fn hex_mask(set: &rustix::thread::CpuSet) -> String {
+    let mut words = vec![0u64; rustix::thread::CpuSet::MAX_CPU.div_ceil(64)];
+    for cpu in (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c)) {
+        words[cpu / 64] |= 1 << (cpu % 64);
+    }
+    while words.len() > 1 && words.last() == Some(&0) {
+        words.pop();
+    }
+    let mut hex = format!("0x{:x}", words.pop().unwrap_or(0));
+    for word in words.iter().rev() {
+        hex.push_str(&format!("{word:016x}"));
+    }
+    hex
 }
 
 /// Lets process `pid` run on every CPU (the kernel clamps the mask to the
@@ -177,5 +195,21 @@ pub fn reset_affinity(pid: i32) {
             "reset the CPU affinity of pid {pid}: {}; the process keeps berth's",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_sets_print_as_hexadecimal_masks() {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(0);
+        set.set(1);
+        assert_eq!(hex_mask(&set), "0x3");
+        set.set(64);
+        assert_eq!(hex_mask(&set), "0x10000000000000003");
+        assert_eq!(hex_mask(&rustix::thread::CpuSet::new()), "0x0");
     }
 }

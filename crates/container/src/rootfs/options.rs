@@ -96,10 +96,10 @@ const FLAGS: &[(&str, bool, u64)] = &[
 ];
 
 /// The recursive options of runtime-spec 1.1: name, whether it clears
-/// (else sets) its MOUNT_ATTR_* flag on the whole tree. Read as runc reads
-/// them: an option that clears an atime mode clears only that bit, so
-/// `rnorelatime` (MOUNT_ATTR_RELATIME is 0) changes nothing, and `ratime`
-/// and `rnostrictatime` are refused by mount_setattr(2), as under runc.
+/// (else sets) its MOUNT_ATTR_* flag on the whole tree. Read as runc 1.4
+/// reads them: `ratime` and `rnostrictatime` clear the atime mode, which
+/// leaves relatime; `rnorelatime` (MOUNT_ATTR_RELATIME is 0) changes
+/// nothing.
 const RECURSIVE: &[(&str, bool, u64)] = &[
     ("rro", false, MOUNT_ATTR_RDONLY),
     ("rrw", true, MOUNT_ATTR_RDONLY),
@@ -257,11 +257,13 @@ pub fn parse(options: &[String]) -> MountOptions {
             } else {
                 o.recursive_set |= flag;
                 o.recursive_clear &= !flag;
-                // An atime mode is a value, not a bit: setting one needs
-                // the whole atime field cleared (mount_setattr(2)).
-                if flag & MOUNT_ATTR_ATIME_MASK == flag {
-                    o.recursive_clear |= MOUNT_ATTR_ATIME_MASK;
-                }
+            }
+            // An atime mode is a value, not a bit: setting one needs the
+            // whole atime field cleared (mount_setattr(2)), and clearing
+            // one leaves the default, relatime.
+            let atime_mode = flag & MOUNT_ATTR_ATIME_MASK == flag;
+            if atime_mode && (flag != 0 || !clear) {
+                o.recursive_clear |= MOUNT_ATTR_ATIME_MASK;
             }
         } else {
             o.data.push(option.to_string());
@@ -304,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn recursive_atime_options_are_read_as_runc_reads_them() {
+    fn recursive_atime_options_are_read_as_runc_1_4_reads_them() {
         let o = opts(&["rstrictatime"]);
         assert_eq!(
             (o.recursive_set, o.recursive_clear),
@@ -322,11 +324,14 @@ mod tests {
             (o.recursive_set, o.recursive_clear),
             (0, MOUNT_ATTR_ATIME_MASK)
         );
-        let o = opts(&["ratime"]);
-        assert_eq!(
-            (o.recursive_set, o.recursive_clear),
-            (0, MOUNT_ATTR_NOATIME)
-        );
+        for option in ["ratime", "rnostrictatime"] {
+            let o = opts(&[option]);
+            assert_eq!(
+                (o.recursive_set, o.recursive_clear),
+                (0, MOUNT_ATTR_ATIME_MASK),
+                "{option}"
+            );
+        }
     }
 
     #[test]
