@@ -340,25 +340,28 @@ fn exec_does_not_inherit_berths_cpu_affinity() {
         Some(online_cpus().as_str()),
         "{line}"
     );
-    // A configured final affinity still applies.
+    // A configured affinity still applies; --debug shows the initial
+    // mask, as youki's tests read it.
     let process = bundle.path().join("process.json");
     std::fs::write(
         &process,
         serde_json::to_vec(&json!({
             "args": ["grep", "Cpus_allowed_list", "/proc/self/status"],
             "cwd": "/",
-            "execCPUAffinity": {"final": "1"}
+            "execCPUAffinity": {"initial": "0,1", "final": "1"}
         }))
         .unwrap(),
     )
     .unwrap();
-    let mut exec = berth.cmd(&["exec", "-p", process.to_str().unwrap(), &c.id]);
+    let mut exec = berth.cmd(&["--debug", "exec", "-p", process.to_str().unwrap(), &c.id]);
     let out = output_via_files(pin_to_cpu0(&mut exec));
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "Cpus_allowed_list:\t1\n"
     );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("affinity: 0x3"), "{stderr}");
 }
 
 #[test]
