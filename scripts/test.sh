@@ -28,9 +28,4 @@ rm -rf "$bench_out"
 # fit CI's time beside the rest; `tests/vm/suite.sh` runs it by hand).
 vm_binaries="cgroups systemd lifecycle exec errors berth_cgroups"
 BERTH_VM_SUITE_ONLY="$vm_binaries" tests/vm/suite.sh
-# One race is left out by name with the systemd driver: systemd removes a
-# scope's cgroup as soon as its OOM-killed last process is gone, and now and
-# then before `events` (woken by inotify on memory.events) has read the
-# count (it passed 2 runs of 3 in the guest).
-BERTH_VM_SUITE_ONLY="$vm_binaries" tests/vm/suite.sh --systemd-cgroup \
-  --skip memory_past_the_limit_is_oom_killed_and_events_reports_it
+BERTH_VM_SUITE_ONLY="$vm_binaries" tests/vm/suite.sh --systemd-cgroup

@@ -96,6 +96,13 @@ pub trait Manager {
     fn oom_notifier(&self) -> Option<OwnedFd> {
         None
     }
+    /// The OOM kills the parent cgroup has counted, its children's among
+    /// them (v2's memory.events is hierarchical): what is left to read
+    /// once a systemd unit's cgroup is gone. None where there is no such
+    /// count.
+    fn parent_oom_kills(&self) -> Option<u64> {
+        None
+    }
 
     /// Sends `signal` to every process of the cgroup. The cgroup is frozen
     /// meanwhile, so that no process forks past the signal; a paused

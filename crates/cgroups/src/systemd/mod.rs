@@ -660,4 +660,8 @@ impl Manager for Cgroup {
     fn oom_notifier(&self) -> Option<OwnedFd> {
         self.fs.oom_notifier()
     }
+
+    fn parent_oom_kills(&self) -> Option<u64> {
+        self.fs.parent_oom_kills()
+    }
 }

@@ -138,22 +138,34 @@ pub fn events(
     let tick = Duration::from_millis(100).min(interval);
     let oom_notifier = cgroup.oom_notifier();
     let mut ooms = cgroup.oom_kills();
+    let mut parent_ooms = cgroup.parent_oom_kills();
     let mut next_stats = Instant::now();
     loop {
+        // Known before the counts are read, so that the last look, once
+        // the container has stopped, comes after its last kill.
+        let stopped = store
+            .load(id)
+            .map(|c| c.status() == Status::Stopped)
+            .unwrap_or(true);
+        // systemd removes a unit's cgroup as soon as its last process is
+        // gone, an OOM-killed one too, and may do so before the count is
+        // read here: then a kill the parent counted since the last look is
+        // taken as the container's (another cgroup of the parent killed in
+        // that moment would be taken too). The kernel counts a kill in the
+        // cgroup before its parents: the parent is read first.
+        let parent_kills = cgroup.parent_oom_kills();
         let kills = cgroup.oom_kills();
-        if kills > ooms {
-            ooms = kills;
+        let struck_unseen = !cgroup.placement().exists() && parent_kills > parent_ooms;
+        parent_ooms = parent_kills;
+        if kills > ooms || struck_unseen {
+            ooms = ooms.max(kills);
             emit(&Event {
                 kind: "oom",
                 id,
                 data: None,
             })?;
         }
-        if store
-            .load(id)
-            .map(|c| c.status() == Status::Stopped)
-            .unwrap_or(true)
-        {
+        if stopped {
             return Ok(());
         }
         if Instant::now() >= next_stats {
