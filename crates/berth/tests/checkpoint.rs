@@ -383,12 +383,24 @@ fn without_criu_checkpoint_and_restore_say_so() {
 /// Checkpoints the running container `c` and restores it under the same
 /// id with `flags` given to both; returns the count at the dump.
 fn checkpoint_and_restore(berth: &Berth, bundle: &Bundle, c: &Container, flags: &[&str]) -> u64 {
+    checkpoint_and_restore_with(berth, bundle, c, flags, || {})
+}
+
+/// [`checkpoint_and_restore`], running `between` after the checkpoint.
+fn checkpoint_and_restore_with(
+    berth: &Berth,
+    bundle: &Bundle,
+    c: &Container,
+    flags: &[&str],
+    between: impl FnOnce(),
+) -> u64 {
     let images = tempfile::tempdir().unwrap();
     let mut args = vec!["checkpoint", "--image-path", path(images.path())];
     args.extend(flags);
     args.push(&c.id);
     berth.ok(&args);
     assert_nothing_left(berth, &c.id, bundle);
+    between();
     let at_dump = count(bundle);
     let mut args = vec!["restore", "-d", "--image-path", path(images.path())];
     args.extend(["--bundle", path(bundle.path())]);
@@ -468,16 +480,29 @@ struct NetNs(tempfile::TempDir);
 
 impl NetNs {
     fn new() -> NetNs {
-        let dir = tempfile::tempdir().unwrap();
-        let ns = dir.path().join("net");
-        std::fs::write(&ns, "").unwrap();
+        let netns = NetNs(tempfile::tempdir().unwrap());
+        std::fs::write(netns.path(), "").unwrap();
+        netns.make();
+        netns
+    }
+
+    fn make(&self) {
         let status = std::process::Command::new("unshare")
-            .arg(format!("--net={}", ns.display()))
+            .arg(format!("--net={}", self.path().display()))
             .args(["ip", "link", "set", "lo", "up"])
             .status()
             .expect("unshare");
         assert!(status.success());
-        NetNs(dir)
+    }
+
+    /// A new network namespace at the same path, as an engine makes one
+    /// for a restored container: the old one keeps the network lock CRIU
+    /// put on it for the dump (its iptables CRIU chain drops every
+    /// packet), which the restore, locking and unlocking again, cannot
+    /// lift.
+    fn renew(&self) {
+        rustix::mount::unmount(self.path(), rustix::mount::UnmountFlags::DETACH).unwrap();
+        self.make();
     }
 
     fn path(&self) -> std::path::PathBuf {
@@ -531,7 +556,9 @@ fn tcp_established_keeps_a_connection_in_a_joined_network_namespace() {
         read("server.err"),
         read("client.err")
     );
-    let at_dump = checkpoint_and_restore(&berth, &bundle, &c, &["--tcp-established"]);
+    let at_dump = checkpoint_and_restore_with(&berth, &bundle, &c, &["--tcp-established"], || {
+        netns.renew()
+    });
     count_passes(&bundle, at_dump + 5);
     // Every number arrived, in order, across the checkpoint.
     let received = read("received");
