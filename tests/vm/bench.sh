@@ -19,7 +19,11 @@ if [ "${1-}" != --in-guest ]; then
   exec "$here/run.sh" -- "$here/bench.sh" --in-guest "$berth" "${1:-100}" "$repo/target/vm-bench"
 fi
 
-berth=$2 runs=$3 out=$4
+runs=$3 out=$4
+# A copy on the guest's own disk, as runc is: run from the 9p share, every
+# exec of berth (and its sealed copy of itself) reads the binary over 9p.
+install -m 755 "$2" /usr/local/bin/berth
+berth=/usr/local/bin/berth
 # State and bundle on a tmpfs of their own, as /run is on real hosts
 # (the guest's /run itself is noexec).
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)

@@ -276,10 +276,12 @@ impl Cgroup {
                 field: "--systemd-cgroup".into(),
                 message,
             })?;
+            let opened = std::time::Instant::now();
             let conn = Connection::open(address, CALL_TIMEOUT).map_err(|e| Error::Unsupported {
                 field: "--systemd-cgroup".into(),
                 message: format!("cannot reach systemd over D-Bus: {e}"),
             })?;
+            tracing::debug!("systemd: connected to the bus in {:?}", opened.elapsed());
             *bus = Some(conn);
         }
         let result = f(bus.as_mut().expect("the bus was just opened"));
@@ -480,6 +482,7 @@ impl Connection {
         method: &str,
         args: &[Value],
     ) -> std::result::Result<JobResult, BusError> {
+        let started = Instant::now();
         // Subscribing first, pipelined with the call, costs no round trip.
         let rule = format!(
             "type='signal',sender='{SYSTEMD}',path='{SYSTEMD_PATH}',interface='{SYSTEMD_MANAGER}',member='JobRemoved'"
@@ -498,6 +501,7 @@ impl Connection {
         let Some(job) = reply.first().and_then(Value::as_str).map(str::to_string) else {
             return Err(BusError::Transport(format!("{method} returned no job")));
         };
+        let queued = started.elapsed();
         let waited = self.wait_signal(
             SYSTEMD_MANAGER,
             "JobRemoved",
@@ -508,6 +512,10 @@ impl Connection {
                 }
                 _ => None,
             },
+        );
+        tracing::debug!(
+            "systemd: {method}: job queued after {queued:?}, removed after {:?}",
+            started.elapsed()
         );
         match waited {
             Ok(result) if result == "done" => Ok(JobResult::Done),
