@@ -295,18 +295,17 @@ fn mounts_at(path: &std::path::Path) -> usize {
         .count()
 }
 
+/// The rootfs is no mount point of berth's there (runc binds it onto
+/// itself after making the host's / a slave, which berth leaves alone;
+/// on a shared /, as under systemd, such a bind would propagate back
+/// under an engine's own mount at the rootfs and take it along when
+/// detached): an engine's mount stays as it was.
 #[test]
-fn the_rootfs_is_a_mount_point_in_the_host_mount_namespace_and_the_engines_mount_stays() {
+fn a_container_in_the_host_mount_namespace_leaves_an_engines_mount_at_its_rootfs() {
     let mut bundle = host_mount_ns_bundle();
     bundle.args(&["sleep", "100"]);
     let rootfs = bundle.rootfs();
     let berth = Berth::new();
-    let c = Container::create(&berth, &bundle, &[]);
-    assert_eq!(mounts_at(&rootfs), 1, "runc's tools unmount the rootfs");
-    berth.ok(&["delete", "--force", &c.id]);
-    assert_nothing_left(&berth, &c.id, &bundle);
-    // An engine's own mount at the rootfs (here a bind of it) stays. (On
-    // a shared /, as under systemd, that bind shows twice.)
     let engine_bind = std::process::Command::new("mount")
         .args(["--bind"])
         .arg(&rootfs)
@@ -322,7 +321,7 @@ fn the_rootfs_is_a_mount_point_in_the_host_mount_namespace_and_the_engines_mount
     for _ in 0..engines {
         let _ = std::process::Command::new("umount").arg(&rootfs).status();
     }
-    assert_eq!(with_container, engines + 1);
+    assert_eq!(with_container, engines);
     assert_eq!(left, engines, "the engine's mount is gone");
     assert_eq!(mounts_at(&rootfs), 0);
 }

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 pub struct MountInfo {
     pub id: u32,
     pub parent: u32,
-    /// The filesystem's device, `major:minor` (field 3).
-    pub device: String,
     /// The path inside the filesystem that is mounted (field 4).
     pub root: PathBuf,
     pub mount_point: PathBuf,
@@ -33,7 +31,7 @@ pub fn parse_line(line: &str) -> Option<MountInfo> {
     let mut head = before.split(' ');
     let id = head.next()?.parse().ok()?;
     let parent = head.next()?.parse().ok()?;
-    let device = head.next()?.to_string();
+    let _major_minor = head.next()?;
     let root = PathBuf::from(unescape(head.next()?));
     let mount_point = PathBuf::from(unescape(head.next()?));
     let mount_options = head.next()?.to_string();
@@ -45,7 +43,6 @@ pub fn parse_line(line: &str) -> Option<MountInfo> {
     Some(MountInfo {
         id,
         parent,
-        device,
         root,
         mount_point,
         mount_options,

@@ -59,13 +59,11 @@ pub fn prepare(cfg: &RootfsConfig, before_entry: impl FnOnce() -> Result<()>) ->
             _ => libc::MS_SLAVE | libc::MS_REC,
         };
         sys::set_propagation("/", initial).ctx(|| "make / a slave of the host")?;
+        // pivot_root needs the new root to be a mount point.
+        let rootfs = sys::open_path(cfg.rootfs)?;
+        sys::bind(rootfs.as_fd(), rootfs.as_fd(), true)
+            .ctx(|| format!("root.path {:?}", cfg.rootfs))?;
     }
-    // pivot_root needs the new root to be a mount point; in the host's
-    // mount namespace it is one too, as under runc: the container's mounts
-    // stack on that bind, which `delete` detaches with them.
-    let rootfs = sys::open_path(cfg.rootfs)?;
-    sys::bind(rootfs.as_fd(), rootfs.as_fd(), true)
-        .ctx(|| format!("root.path {:?}", cfg.rootfs))?;
     let root = resolve::RootDir::open(cfg.rootfs).ctx(|| format!("root.path {:?}", cfg.rootfs))?;
     let ctx = target::MountContext {
         cfg,
@@ -193,43 +191,18 @@ pub fn make_root_readonly(spec: &Spec, own_mount_ns: bool) -> Result<()> {
 }
 
 /// Mounts that a container without a mount namespace of its own left on
-/// the host under its rootfs, deepest first, so `delete` can detach them;
-/// last, the rootfs itself when the top mount there is the rootfs bound
-/// onto itself (berth's; the engine's own mount of it stays).
+/// the host under its rootfs, deepest first, so `delete` can detach them.
 pub fn host_mounts_under(rootfs: &Path) -> Vec<std::path::PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    let mounts = berth_cgroups::mountinfo::parse(&text);
-    let mut found: Vec<_> = mounts
-        .iter()
-        .map(|m| m.mount_point.clone())
+    let mut found: Vec<_> = berth_cgroups::mountinfo::parse(&text)
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|p| p.starts_with(rootfs) && p != rootfs)
         .collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    let at_rootfs: Vec<_> = mounts.iter().filter(|m| m.mount_point == rootfs).collect();
-    let top = at_rootfs
-        .iter()
-        .find(|m| !at_rootfs.iter().any(|above| above.parent == m.id));
-    if top.is_some_and(|m| bound_onto_itself(m, &mounts)) {
-        found.push(rootfs.to_path_buf());
-    }
     found
-}
-
-/// Whether mount `m` shows the same directory of the same filesystem as
-/// the mount it sits on shows at its mount point: a bind onto itself.
-fn bound_onto_itself(
-    m: &berth_cgroups::mountinfo::MountInfo,
-    mounts: &[berth_cgroups::mountinfo::MountInfo],
-) -> bool {
-    let Some(under) = mounts.iter().find(|u| u.id == m.parent) else {
-        return false;
-    };
-    let Ok(inside) = m.mount_point.strip_prefix(&under.mount_point) else {
-        return false;
-    };
-    m.device == under.device && m.root == under.root.join(inside)
 }
 
 /// Detaches the mounts of [`host_mounts_under`].
