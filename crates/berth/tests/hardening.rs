@@ -284,14 +284,7 @@ fn the_bounding_set_does_not_trust_cap_last_cap() {
             "source": five, "options": ["bind"]
         }));
     });
-    let ran = run(&bundle);
-    assert_ne!(ran.code, 0);
-    assert!(
-        ran.stderr
-            .contains("\"/proc/sys/kernel/cap_last_cap\" is inside /proc"),
-        "{}",
-        ran.stderr
-    );
+    run_fails_saying(&bundle, "\"/proc/sys/kernel/cap_last_cap\" is inside /proc");
 
     let berth = Berth::new();
     let mut bundle = Bundle::new();

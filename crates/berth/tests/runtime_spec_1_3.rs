@@ -102,9 +102,7 @@ fn a_node_the_host_lacks_fails_create_cleanly() {
     }
     let mut bundle = Bundle::new();
     bundle.edit(|c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "63"}));
-    let ran = run(&bundle);
-    assert_ne!(ran.code, 0);
-    assert!(ran.stderr.contains("linux.memoryPolicy"), "{}", ran.stderr);
+    run_fails_saying(&bundle, "linux.memoryPolicy");
     bundle.sh(FIRST_POLICY);
     bundle.edit(|c| {
         c["linux"]["memoryPolicy"] =
@@ -350,13 +348,9 @@ fn bad_net_devices_fail_create_and_move_nothing() {
             .unwrap()
             .retain(|n| n["type"] != "network");
     });
-    let ran = run(&bundle);
-    assert_ne!(ran.code, 0);
-    assert!(
-        ran.stderr
-            .contains("linux.netDevices: unable to move network devices without a NET namespace"),
-        "{}",
-        ran.stderr
+    run_fails_saying(
+        &bundle,
+        "linux.netDevices: unable to move network devices without a NET namespace",
     );
     assert!(on_the_host(&first));
 }
@@ -392,12 +386,8 @@ fn intel_rdt_without_resctrl_fails_create_cleanly() {
 fn a_bad_clos_id_is_refused() {
     let mut bundle = Bundle::new();
     bundle.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "../x"}));
-    let ran = run(&bundle);
-    assert_ne!(ran.code, 0);
-    assert!(
-        ran.stderr
-            .contains(r#"linux.intelRdt.closID: invalid intelRdt.closID "../x""#),
-        "{}",
-        ran.stderr
+    run_fails_saying(
+        &bundle,
+        r#"linux.intelRdt.closID: invalid intelRdt.closID "../x""#,
     );
 }

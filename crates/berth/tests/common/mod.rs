@@ -355,6 +355,13 @@ pub fn run_with_flags(bundle: &Bundle, flags: &[&str]) -> Ran {
     ran
 }
 
+/// Runs the bundle and asserts that it failed, saying `text` on stderr.
+pub fn run_fails_saying(bundle: &Bundle, text: &str) {
+    let ran = run(bundle);
+    assert_ne!(ran.code, 0, "{}", ran.stdout);
+    assert!(ran.stderr.contains(text), "{}", ran.stderr);
+}
+
 /// Runs the bundle and asserts it exited 0; returns its stdout.
 pub fn run_ok(bundle: &Bundle) -> String {
     let ran = run(bundle);
