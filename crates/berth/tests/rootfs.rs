@@ -423,6 +423,27 @@ fn idmapped_bind_mounts_shift_ownership() {
 }
 
 #[test]
+fn an_idmapped_source_inside_the_rootfs_is_what_earlier_mounts_made_it() {
+    // runc's mounts.bats "mount order, container idmap source": the source
+    // is a rootfs path that an earlier mount of the container fills.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("owned"), "from the host\n").unwrap();
+    let mut bundle = Bundle::new();
+    let rootfs = bundle.rootfs();
+    bundle.edit(|c| {
+        push_mount(c, json!({"destination": "/mnt", "type": "bind", "source": host.path(), "options": ["rbind"]}));
+        push_mount(
+            c,
+            json!({"destination": "/final", "type": "bind", "source": rootfs.join("mnt"), "options": ["rbind", "idmap"],
+                   "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                   "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
+        );
+    });
+    bundle.sh("cat /final/owned; stat -c '%u %g' /final/owned");
+    assert_eq!(run_ok(&bundle), "from the host\n100000 100000\n");
+}
+
+#[test]
 fn idmapped_mounts_need_a_bind_and_both_maps() {
     let mut bundle = Bundle::new();
     bundle.edit(|c| {

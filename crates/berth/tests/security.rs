@@ -410,6 +410,15 @@ fn an_selinux_label_without_selinux_is_refused_and_a_mount_label_ignored() {
 
 /// The processes under `root` (its descendants, by parent pid) that are
 /// stopped, with whether each is in this process's mount namespace.
+/// Whether process `pid` has a descriptor open on `path`.
+fn holds_fd_to(pid: i32, path: &std::path::Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
 fn stopped_descendants(root: i32) -> Vec<(i32, bool)> {
     let mut parent_of = std::collections::HashMap::new();
     let mut stopped = Vec::new();
@@ -525,7 +534,10 @@ fn mount_flags_land_on_the_mount_made_when_its_path_is_swapped() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !swapped && std::time::Instant::now() < deadline {
         for (pid, in_host_ns) in stopped_descendants(strace_pid) {
-            if !in_host_ns {
+            // strace's own stops (at any syscall) look the same: the init
+            // must hold the mount point already, which it opens before the
+            // mount_setattr that stops it.
+            if !in_host_ns && !swapped && holds_fd_to(pid, &rootfs.join("vol")) {
                 std::fs::rename(rootfs.join("vol"), rootfs.join("vol.moved")).unwrap();
                 std::os::unix::fs::symlink("/target", rootfs.join("vol")).unwrap();
                 swapped = true;

@@ -343,7 +343,9 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
     let bind_sources = crate::rootfs::bind_sources(
         &plan.bundle.spec,
         &plan.bundle.path,
+        &plan.bundle.rootfs,
         plan.namespaces.in_userns && rustix::process::geteuid().is_root(),
+        !plan.namespaces.in_userns && !plan.berth_in_userns,
     )?;
     let dir = store.create(id)?;
     let exec_fifo = match dir.make_exec_fifo().and_then(|()| dir.open_exec_fifo()) {

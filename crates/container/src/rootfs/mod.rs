@@ -230,15 +230,22 @@ pub enum BindSource {
     /// A copy of the source, for a container in a user namespace: the
     /// source may sit below a directory only host root can enter.
     Cloned(OwnedFd),
+    /// The user namespace to idmap a source inside the rootfs with: that
+    /// source is what the container's earlier mounts make it, so the init
+    /// copies it when its turn comes (with `recursive`: its submounts too).
+    IdmapInRoot { userns: OwnedFd, recursive: bool },
 }
 
 /// The bind sources of the spec's mounts, by mount index: idmapped ones
-/// always, the others when `clone_all` (a container in a user namespace,
-/// made by host root).
+/// always (those inside `rootfs` left to the init when `init_can_idmap`,
+/// as it is outside any user namespace), the others when `clone_all` (a
+/// container in a user namespace, made by host root).
 pub fn bind_sources(
     spec: &Spec,
     bundle: &Path,
+    rootfs: &Path,
     clone_all: bool,
+    init_can_idmap: bool,
 ) -> Result<Vec<Option<BindSource>>> {
     spec.mounts()
         .iter()
@@ -266,6 +273,9 @@ pub fn bind_sources(
             };
             let recursive = opts.recursive || m.options().iter().flatten().any(|o| o == "ridmap");
             let userns = sys::userns::with_maps(uid, gid)?;
+            if init_can_idmap && source.starts_with(rootfs) {
+                return Ok(Some(BindSource::IdmapInRoot { userns, recursive }));
+            }
             sys::idmapped_tree(&source, recursive, userns.as_fd())
                 .map(|tree| Some(BindSource::Idmapped(tree)))
                 .ctx(|| format!("mounts[{i}].uidMappings"))

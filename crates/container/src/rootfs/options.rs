@@ -179,14 +179,26 @@ const ATIME_FLAGS: u64 =
 /// `locked`: the container is in a user namespace, where the kernel keeps
 /// the source's lockable flags (ro, nosuid, nodev, noexec) that are not
 /// asked for, and refuses to clear one explicitly (returned as the error).
-pub fn bind_attributes(opts: &MountOptions, source: u64, locked: bool) -> Result<(u64, u64), u64> {
+pub fn bind_attributes(
+    opts: &MountOptions,
+    source: u64,
+    locked: bool,
+) -> Result<(u64, u64), &'static str> {
     let (flags, cleared) = (opts.flags, opts.cleared);
     if flags == 0 && cleared == 0 {
         return Ok((0, 0));
     }
     let held = if locked { source & LOCKABLE } else { 0 };
     if cleared & held != 0 {
-        return Err(cleared & held);
+        return Err(option_name(lowest_bit(cleared & held), false));
+    }
+    // The atime settings are locked as a whole: naming other ones fails.
+    let asked_atime = flags & ATIME_FLAGS;
+    if locked
+        && asked_atime != 0
+        && atime_of(flags, libc::MS_RELATIME) != atime_of(source, libc::MS_STRICTATIME)
+    {
+        return Err(option_name(lowest_bit(asked_atime), true));
     }
     let (set, _) = mount_attributes(flags | held, 0);
     let every = MOUNT_ATTR_RDONLY
@@ -202,11 +214,28 @@ pub fn bind_attributes(opts: &MountOptions, source: u64, locked: bool) -> Result
     Ok((set, clear))
 }
 
-/// The option that clears an MS_* flag ("rw" for MS_RDONLY, ...).
-pub fn clearing_option(flag: u64) -> &'static str {
+/// The atime settings that MS_* flags give a mount: its mode (strictatime
+/// over noatime over relatime, else `default_mode`: relatime for what
+/// mount(2) is asked, strictatime for what statvfs shows) and whether it
+/// is nodiratime.
+fn atime_of(flags: u64, default_mode: u64) -> (u64, bool) {
+    let mode = [libc::MS_STRICTATIME, libc::MS_NOATIME, libc::MS_RELATIME]
+        .into_iter()
+        .find(|m| flags & m != 0)
+        .unwrap_or(default_mode);
+    (mode, flags & libc::MS_NODIRATIME != 0)
+}
+
+fn lowest_bit(flags: u64) -> u64 {
+    flags & flags.wrapping_neg()
+}
+
+/// The option that sets (or clears) an MS_* flag: "ro" (or "rw") for
+/// MS_RDONLY, ...
+fn option_name(flag: u64, sets: bool) -> &'static str {
     FLAGS
         .iter()
-        .find(|(_, sets, f)| !sets && *f == flag)
+        .find(|(_, s, f)| *s == sets && *f == flag)
         .map_or("?", |(name, _, _)| name)
 }
 
@@ -400,9 +429,19 @@ mod tests {
         // ... and one explicitly cleared is refused.
         assert_eq!(
             bind_attributes(&opts(&["bind", "rw"]), ro_noexec, true),
-            Err(libc::MS_RDONLY)
+            Err("rw")
         );
-        assert_eq!(clearing_option(libc::MS_RDONLY), "rw");
+        // So are the atime settings as a whole.
+        assert_eq!(
+            bind_attributes(&opts(&["bind", "strictatime"]), ro_noexec, true),
+            Err("strictatime")
+        );
+        assert!(bind_attributes(
+            &opts(&["bind", "relatime", "nodiratime"]),
+            ro_noexec | libc::MS_RELATIME,
+            true
+        )
+        .is_ok());
         // An atime flag named sets the whole atime field.
         let (set, clear) = bind_attributes(&opts(&["bind", "noatime"]), ro_noexec, false).unwrap();
         assert_eq!(set, MOUNT_ATTR_NOATIME);

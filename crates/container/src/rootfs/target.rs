@@ -7,7 +7,7 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::options::{bind_attributes, clearing_option, mount_attributes, MountOptions};
+use super::options::{bind_attributes, mount_attributes, MountOptions};
 use super::resolve::RootDir;
 use super::RootfsConfig;
 use crate::{sys, Context, Error, Result};
@@ -61,10 +61,9 @@ pub fn attach_bind(
     locked: bool,
 ) -> Result<()> {
     let source = sys::mount_flags(tree)?;
-    let (set, clear) = bind_attributes(opts, source, locked).map_err(|flag| {
+    let (set, clear) = bind_attributes(opts, source, locked).map_err(|option| {
         Error::Message(format!(
-            "mount option {:?}: operation not permitted: the source's flag is locked in a user namespace",
-            clearing_option(flag & flag.wrapping_neg())
+            "mount option {option:?}: operation not permitted: the source's flag is locked in a user namespace"
         ))
     })?;
     sys::set_attributes(tree, set, clear, false).ctx(|| "mount flags")?;
