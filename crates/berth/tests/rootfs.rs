@@ -425,22 +425,26 @@ fn idmapped_bind_mounts_shift_ownership() {
 #[test]
 fn an_idmapped_source_inside_the_rootfs_is_what_earlier_mounts_made_it() {
     // runc's mounts.bats "mount order, container idmap source": the source
-    // is a rootfs path that an earlier mount of the container fills.
-    let host = tempfile::tempdir().unwrap();
-    std::fs::write(host.path().join("owned"), "from the host\n").unwrap();
+    // is a rootfs path that earlier mounts of the container fill, one of
+    // them idmapped already; "idmap" maps only the top of an rbind.
+    let (top, below) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(top.path().join("owned"), "top\n").unwrap();
+    std::fs::write(below.path().join("owned"), "below\n").unwrap();
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     let mut bundle = Bundle::new();
     let rootfs = bundle.rootfs();
     bundle.edit(|c| {
-        push_mount(c, json!({"destination": "/mnt", "type": "bind", "source": host.path(), "options": ["rbind"]}));
-        push_mount(
-            c,
-            json!({"destination": "/final", "type": "bind", "source": rootfs.join("mnt"), "options": ["rbind", "idmap"],
-                   "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
-                   "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
-        );
+        push_mount(c, json!({"destination": "/mnt", "type": "bind", "source": top.path(), "options": ["rbind"]}));
+        push_mount(c, json!({"destination": "/mnt/below", "type": "bind", "source": below.path(),
+                             "options": ["rbind", "idmap"], "uidMappings": maps, "gidMappings": maps}));
+        push_mount(c, json!({"destination": "/final", "type": "bind", "source": rootfs.join("mnt"),
+                             "options": ["rbind", "idmap"], "uidMappings": maps, "gidMappings": maps}));
     });
-    bundle.sh("cat /final/owned; stat -c '%u %g' /final/owned");
-    assert_eq!(run_ok(&bundle), "from the host\n100000 100000\n");
+    bundle.sh("cd /final; cat owned below/owned; stat -c '%u %g' owned below/owned");
+    assert_eq!(
+        run_ok(&bundle),
+        "top\nbelow\n100000 100000\n100000 100000\n"
+    );
 }
 
 #[test]

@@ -232,8 +232,12 @@ pub enum BindSource {
     Cloned(OwnedFd),
     /// The user namespace to idmap a source inside the rootfs with: that
     /// source is what the container's earlier mounts make it, so the init
-    /// copies it when its turn comes (with `recursive`: its submounts too).
-    IdmapInRoot { userns: OwnedFd, recursive: bool },
+    /// copies it when its turn comes (see [`sys::idmapped_tree`]).
+    IdmapInRoot {
+        userns: OwnedFd,
+        recursive: bool,
+        idmap_recursive: bool,
+    },
 }
 
 /// The bind sources of the spec's mounts, by mount index: idmapped ones
@@ -271,12 +275,17 @@ pub fn bind_sources(
                     .map(|tree| Some(BindSource::Cloned(tree)))
                     .ctx(|| format!("mounts[{i}].source"));
             };
-            let recursive = opts.recursive || m.options().iter().flatten().any(|o| o == "ridmap");
+            // "idmap" maps the top mount of an rbind, "ridmap" every one.
+            let idmap_recursive = m.options().iter().flatten().any(|o| o == "ridmap");
             let userns = sys::userns::with_maps(uid, gid)?;
             if init_can_idmap && source.starts_with(rootfs) {
-                return Ok(Some(BindSource::IdmapInRoot { userns, recursive }));
+                return Ok(Some(BindSource::IdmapInRoot {
+                    userns,
+                    recursive: opts.recursive,
+                    idmap_recursive,
+                }));
             }
-            sys::idmapped_tree(&source, recursive, userns.as_fd())
+            sys::idmapped_tree(&source, opts.recursive, idmap_recursive, userns.as_fd())
                 .map(|tree| Some(BindSource::Idmapped(tree)))
                 .ctx(|| format!("mounts[{i}].uidMappings"))
         })

@@ -157,9 +157,12 @@ fn bind(
         Some(BindSource::Idmapped(tree) | BindSource::Cloned(tree)) => {
             tree.try_clone().ctx(|| "dup the mount source")?
         }
-        Some(BindSource::IdmapInRoot { userns, recursive }) => {
-            sys::idmapped_tree(&source, *recursive, userns.as_fd()).ctx(|| "uidMappings")?
-        }
+        Some(BindSource::IdmapInRoot {
+            userns,
+            recursive,
+            idmap_recursive,
+        }) => sys::idmapped_tree(&source, *recursive, *idmap_recursive, userns.as_fd())
+            .ctx(|| "uidMappings")?,
         None => {
             let opened = sys::open_path(&source).ctx(|| "mount source")?;
             sys::clone_of(opened.as_fd(), opts.recursive).ctx(|| "mount source")?

@@ -47,13 +47,16 @@ pub fn bind(source: BorrowedFd, target: BorrowedFd, recursive: bool) -> Result<(
     .ctx(|| "bind mount")
 }
 
-/// A detached copy of the host path `source` (open_tree) with the id
-/// mapping of `userns` (mount_setattr, MOUNT_ATTR_IDMAP): an idmapped
-/// mount, made by berth as host root (the init, in a user namespace, may
-/// not idmap a host filesystem) and attached by the init ([`attach`]).
+/// A detached copy of the host path `source` (open_tree, with its
+/// submounts when `recursive`) with the id mapping of `userns`
+/// (mount_setattr, MOUNT_ATTR_IDMAP; on the submounts too when
+/// `idmap_recursive`, as runc's ridmap): an idmapped mount, made by berth
+/// as host root (the init, in a user namespace, may not idmap a host
+/// filesystem) and attached by the init ([`attach`]).
 pub fn idmapped_tree(
     source: &std::path::Path,
     recursive: bool,
+    idmap_recursive: bool,
     userns: BorrowedFd,
 ) -> Result<OwnedFd> {
     let tree = clone_tree(source, recursive)?;
@@ -63,7 +66,8 @@ pub fn idmapped_tree(
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    mount_setattr_with(tree.as_fd(), recursive, &attr).ctx(|| "idmap the mount (mount_setattr)")?;
+    mount_setattr_with(tree.as_fd(), idmap_recursive, &attr)
+        .ctx(|| "idmap the mount (mount_setattr)")?;
     Ok(tree)
 }
 
