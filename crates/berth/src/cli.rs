@@ -244,7 +244,7 @@ verbs! {
     Start(IdArg) "start" => "Run the process of a created container",
     State(IdArg) "state" => "Print the state of a container as JSON",
     Kill(KillCmd) "kill" => "Send a signal (default SIGTERM) to a container",
-    Delete(DeleteCmd) "delete" => "Remove a stopped or created container (any container with --force)",
+    Delete(DeleteCmd) "delete" => "Remove a stopped container (any container with --force)",
     Run(RunCmd) "run" => "Create and start a container; in the foreground, wait for it and remove it, exiting with its status",
     List(ListCmd) "list" alias "ps-all" => "List the containers",
     Spec(SpecCmd) "spec" => "Write a default config.json",

@@ -1,5 +1,5 @@
-//! `delete`: removes a stopped or created container (any container with
-//! --force) and everything berth made for it.
+//! `delete`: removes a stopped container (any container with --force) and
+//! everything berth made for it.
 
 use std::time::Duration;
 
@@ -28,9 +28,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     };
     match status {
         Status::Stopped => {}
-        // A created container has run nothing of its own yet: runc deletes
-        // it without --force too.
-        _ if force || status == Status::Created => {
+        _ if force => {
             signal_all(&state, libc::SIGKILL)?;
             wait_for_exit(&state, Duration::from_secs(10))?;
         }
@@ -38,8 +36,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             return Err(Error::WrongState {
                 id: id.into(),
                 status: status.to_string(),
-                message: "only a stopped or created container can be deleted (or use --force)"
-                    .into(),
+                message: "only a stopped container can be deleted (or use --force)".into(),
             })
         }
     }
