@@ -178,7 +178,8 @@ const ATIME_FLAGS: u64 =
 /// except the atime settings, which change only when a flag names one.
 /// `locked`: the container is in a user namespace, where the kernel keeps
 /// the source's lockable flags (ro, nosuid, nodev, noexec) that are not
-/// asked for, and refuses to clear one explicitly (returned as the error).
+/// asked for, and refuses to clear one explicitly or to change the atime
+/// settings: the error is the option it refuses.
 pub fn bind_attributes(
     opts: &MountOptions,
     source: u64,
