@@ -4,20 +4,59 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Parses the command line. Help is laid out as runc's: a NAME section
-/// first ("berth - ...", "berth create - ...", named as berth was invoked),
-/// which scripts and runc's tests read; the rest is clap's.
-pub fn parse() -> Result<Cli, clap::Error> {
+/// Parses the command line, or exits as clap does on a bad one. Help is
+/// laid out as runc's: a NAME section first (`berth - ...`, `berth create
+/// - ...`, named as berth was invoked), which scripts and runc's tests
+/// read; the rest is clap's. Help asked of a command berth does not have
+/// (`berth foo -h`) is refused as runc refuses it, with exit status 3.
+pub fn parse_or_exit() -> Cli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let asks_help = args
+        .iter()
+        .any(|a| a == "-h" || a == "--help" || a == "help");
+    parse(args, asks_help).unwrap_or_else(|e| {
+        if let (ErrorKind::InvalidSubcommand, true, Some(ContextValue::String(name))) =
+            (e.kind(), asks_help, e.get(ContextKind::InvalidSubcommand))
+        {
+            eprintln!("No help topic for '{name}'");
+            std::process::exit(3);
+        }
+        e.exit()
+    })
+}
+
+fn parse(args: Vec<std::ffi::OsString>, asks_help: bool) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
-    let invoked = std::env::args_os()
-        .next()
-        .as_deref()
-        .and_then(|a| std::path::Path::new(a).file_name())
+    let mut command = Cli::command();
+    // Only help shows the templates: other runs do not make them.
+    if let Some(invoked) = args.first().filter(|_| asks_help) {
+        command = with_runc_help(command, invoked);
+    }
+    // Reading one-dash long options needs every verb's options built,
+    // which the usual command line (no such option) does not pay for.
+    let one_dash = |a: &std::ffi::OsString| {
+        a.to_str()
+            .is_some_and(|a| a.len() > 2 && a.starts_with('-') && !a.starts_with("--"))
+    };
+    let args = if args.iter().skip(1).any(one_dash) {
+        command.build();
+        long_options_with_one_dash(args, &command)
+    } else {
+        args
+    };
+    Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+}
+
+/// `command` with runc's help layout, named after `invoked` (argv[0]).
+fn with_runc_help(command: clap::Command, invoked: &std::ffi::OsStr) -> clap::Command {
+    let invoked = std::path::Path::new(invoked)
+        .file_name()
         .map_or("berth".into(), |n| n.to_string_lossy().into_owned());
     let template = |name: &str| {
         format!("NAME:\n   {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}")
     };
-    let mut command = Cli::command().help_template(template(&invoked));
+    let mut command = command.help_template(template(&invoked));
     let verbs: Vec<String> = command
         .get_subcommands()
         .map(|c| c.get_name().to_string())
@@ -27,10 +66,7 @@ pub fn parse() -> Result<Cli, clap::Error> {
             c.help_template(template(&format!("{invoked} {verb}")))
         });
     }
-    // Built first: the verbs' options are added lazily.
-    command.build();
-    let args = long_options_with_one_dash(std::env::args_os().collect(), &command);
-    Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+    command
 }
 
 /// runc's parser takes a long option with one dash as well as with two,

@@ -523,24 +523,8 @@ fn report(e: &anyhow::Error, log_file: bool, log_format: cli::LogFormat) {
     }
 }
 
-/// Parses the command line. Help asked of a command berth does not have
-/// (`berth foo -h`) is refused as runc refuses it, with exit status 3.
-fn parse_command_line() -> Cli {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    cli::parse().unwrap_or_else(|e| {
-        let asks_help = std::env::args().any(|a| a == "-h" || a == "--help");
-        if let (ErrorKind::InvalidSubcommand, true, Some(ContextValue::String(name))) =
-            (e.kind(), asks_help, e.get(ContextKind::InvalidSubcommand))
-        {
-            eprintln!("No help topic for '{name}'");
-            std::process::exit(3);
-        }
-        e.exit()
-    })
-}
-
 fn main() -> ExitCode {
-    let cli = parse_command_line();
+    let cli = cli::parse_or_exit();
     let exec = matches!(cli.command, Some(Command::Exec(_)));
     let failed = |code: u8| ExitCode::from(if exec { EXEC_FAILED } else { code });
     if let Err(e) = check_preserved_fds(&cli.command) {

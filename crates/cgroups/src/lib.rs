@@ -98,8 +98,8 @@ pub trait Manager {
     }
     /// The OOM kills the parent cgroup has counted, its children's among
     /// them (v2's memory.events is hierarchical): what is left to read
-    /// once a systemd unit's cgroup is gone. None where there is no such
-    /// count.
+    /// once a systemd unit's cgroup is gone. None where no one else
+    /// removes the cgroup, or there is no such count (v1).
     fn parent_oom_kills(&self) -> Option<u64> {
         None
     }

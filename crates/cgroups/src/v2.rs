@@ -315,12 +315,6 @@ impl Manager for Cgroup {
             .unwrap_or(0)
     }
 
-    fn parent_oom_kills(&self) -> Option<u64> {
-        stats::keyed(self.dir().parent()?, "memory.events")
-            .get("oom_kill")
-            .copied()
-    }
-
     fn oom_notifier(&self) -> Option<OwnedFd> {
         // memory.events is one of the cgroup files the kernel signals
         // (IN_MODIFY) when its counters change.

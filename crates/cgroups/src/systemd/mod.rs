@@ -670,6 +670,11 @@ impl Manager for Cgroup {
     }
 
     fn parent_oom_kills(&self) -> Option<u64> {
-        self.fs.parent_oom_kills()
+        let Placement::V2 { dir, .. } = self.fs.placement() else {
+            return None;
+        };
+        crate::stats::keyed(dir.parent()?, "memory.events")
+            .get("oom_kill")
+            .copied()
     }
 }

@@ -118,8 +118,34 @@ impl Plan {
         }
     }
 
+    /// Makes the container's cgroup (the outer error: noting it failed).
+    /// It is noted in `dir` first, so that a create or restore killed
+    /// while or after making it leaves a cgroup `delete` can find; a
+    /// systemd unit, before it starts with the init in it.
+    pub(super) fn make_cgroup(
+        &self,
+        host: &Host,
+        id: &str,
+        dir: &ContainerDir,
+    ) -> Result<berth_cgroups::Result<Box<dyn Manager>>> {
+        Ok(match &self.driver {
+            CgroupDriver::Cgroupfs(path) => {
+                let planned = berth_cgroups::planned(host, path).ctx(|| "cgroups")?;
+                dir.write_cgroup_plan(&planned)?;
+                berth_cgroups::create(host, path)
+            }
+            CgroupDriver::Systemd { user } => {
+                let cgroup = berth_cgroups::create_systemd(host, &self.systemd_options(id, *user)?);
+                if let Ok(cgroup) = &cgroup {
+                    dir.write_cgroup_plan(cgroup.placement())?;
+                }
+                cgroup
+            }
+        })
+    }
+
     /// What the systemd driver needs to make the container's unit.
-    pub(super) fn systemd_options<'a>(
+    fn systemd_options<'a>(
         &'a self,
         id: &'a str,
         user: bool,
@@ -368,25 +394,7 @@ fn prepare(store: &Store, id: &str, plan: &Plan, opts: &CreateOptions) -> Result
         host_rootfs: (!plan.namespaces.own_mount_ns).then(|| plan.bundle.rootfs.clone()),
     };
     if let Some(host) = &plan.host {
-        let cgroup = match &plan.driver {
-            CgroupDriver::Cgroupfs(path) => {
-                // Noted first: a create killed while or after making it
-                // leaves a cgroup `delete` can find.
-                let planned = berth_cgroups::planned(host, path).ctx(|| "cgroups")?;
-                prepared.dir().write_cgroup_plan(&planned)?;
-                berth_cgroups::create(host, path)
-            }
-            CgroupDriver::Systemd { user } => {
-                let cgroup = berth_cgroups::create_systemd(host, &plan.systemd_options(id, *user)?);
-                // Noted before the unit starts (with the init in it): a
-                // create killed after that leaves a unit `delete` stops.
-                if let Ok(cgroup) = &cgroup {
-                    prepared.dir().write_cgroup_plan(cgroup.placement())?;
-                }
-                cgroup
-            }
-        };
-        match cgroup {
+        match plan.make_cgroup(host, id, prepared.dir())? {
             Ok(cgroup) => {
                 if let Err(e) = check_cgroup_unused(cgroup.as_ref()) {
                     // The cgroup is someone else's: only what this create

@@ -89,12 +89,7 @@ pub fn restore(store: &Store, id: &str, opts: &RestoreOptions) -> Result<i32> {
         restored: None,
     };
     if let Some(host) = &plan.host {
-        let cgroup = match &plan.driver {
-            create::CgroupDriver::Cgroupfs(path) => berth_cgroups::create(host, path),
-            create::CgroupDriver::Systemd { user } => {
-                berth_cgroups::create_systemd(host, &plan.systemd_options(id, *user)?)
-            }
-        };
+        let cgroup = plan.make_cgroup(host, id, made.dir())?;
         made.cgroup = Some(cgroup.ctx(|| "cgroups")?);
     }
     let placement = made.cgroup.as_ref().map(|c| c.placement().clone());

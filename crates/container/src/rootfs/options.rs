@@ -176,30 +176,28 @@ const ATIME_FLAGS: u64 =
 /// remount (MS_BIND|MS_REMOUNT) gives them: a bind naming no flag keeps the
 /// source's; one naming any flag gets exactly those, the others cleared,
 /// except the atime settings, which change only when a flag names one.
-/// `locked`: the container is in a user namespace, where the kernel keeps
-/// the source's lockable flags (ro, nosuid, nodev, noexec) that are not
-/// asked for, and refuses to clear one explicitly or to change the atime
-/// settings: the error is the option it refuses.
+/// `locked_source`: in a user namespace, the flags of the source mount,
+/// which the kernel locks: the lockable ones (ro, nosuid, nodev, noexec)
+/// not asked for are kept, and clearing one explicitly or changing the
+/// atime settings is refused: the error is the option it refuses.
 pub fn bind_attributes(
     opts: &MountOptions,
-    source: u64,
-    locked: bool,
+    locked_source: Option<u64>,
 ) -> Result<(u64, u64), &'static str> {
     let (flags, cleared) = (opts.flags, opts.cleared);
     if flags == 0 && cleared == 0 {
         return Ok((0, 0));
     }
-    let held = if locked { source & LOCKABLE } else { 0 };
+    let held = locked_source.map_or(0, |source| source & LOCKABLE);
     if cleared & held != 0 {
         return Err(option_name(lowest_bit(cleared & held), false));
     }
     // The atime settings are locked as a whole: naming other ones fails.
     let asked_atime = flags & ATIME_FLAGS;
-    if locked
-        && asked_atime != 0
-        && atime_of(flags, libc::MS_RELATIME) != atime_of(source, libc::MS_STRICTATIME)
-    {
-        return Err(option_name(lowest_bit(asked_atime), true));
+    if let Some(source) = locked_source.filter(|_| asked_atime != 0) {
+        if atime_of(flags, libc::MS_RELATIME) != atime_of(source, libc::MS_STRICTATIME) {
+            return Err(option_name(lowest_bit(asked_atime), true));
+        }
     }
     let (set, _) = mount_attributes(flags | held, 0);
     let every = MOUNT_ATTR_RDONLY
@@ -412,39 +410,35 @@ mod tests {
     fn a_bind_naming_flags_gets_exactly_those_as_runcs_remount() {
         let ro_noexec = libc::MS_RDONLY | libc::MS_NOEXEC | libc::MS_NODIRATIME;
         // Naming no flag keeps the source's.
-        assert_eq!(
-            bind_attributes(&opts(&["bind"]), ro_noexec, false),
-            Ok((0, 0))
-        );
+        assert_eq!(bind_attributes(&opts(&["bind"]), None), Ok((0, 0)));
         // Naming one clears the others, the atime settings aside.
-        let (set, clear) = bind_attributes(&opts(&["bind", "dev"]), ro_noexec, false).unwrap();
+        let (set, clear) = bind_attributes(&opts(&["bind", "dev"]), None).unwrap();
         assert_eq!(set, 0);
         assert_eq!(clear & MOUNT_ATTR_RDONLY, MOUNT_ATTR_RDONLY);
         assert_eq!(clear & MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOEXEC);
         assert_eq!(clear & MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW);
         assert_eq!(clear & (MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME), 0);
         // In a user namespace the lockable flags not asked for stay...
-        let (set, clear) = bind_attributes(&opts(&["bind", "dev"]), ro_noexec, true).unwrap();
+        let (set, clear) = bind_attributes(&opts(&["bind", "dev"]), Some(ro_noexec)).unwrap();
         assert_eq!(set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC);
         assert_eq!(clear & (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC), 0);
         // ... and one explicitly cleared is refused.
         assert_eq!(
-            bind_attributes(&opts(&["bind", "rw"]), ro_noexec, true),
+            bind_attributes(&opts(&["bind", "rw"]), Some(ro_noexec)),
             Err("rw")
         );
         // So are the atime settings as a whole.
         assert_eq!(
-            bind_attributes(&opts(&["bind", "strictatime"]), ro_noexec, true),
+            bind_attributes(&opts(&["bind", "strictatime"]), Some(ro_noexec)),
             Err("strictatime")
         );
         assert!(bind_attributes(
             &opts(&["bind", "relatime", "nodiratime"]),
-            ro_noexec | libc::MS_RELATIME,
-            true
+            Some(ro_noexec | libc::MS_RELATIME)
         )
         .is_ok());
         // An atime flag named sets the whole atime field.
-        let (set, clear) = bind_attributes(&opts(&["bind", "noatime"]), ro_noexec, false).unwrap();
+        let (set, clear) = bind_attributes(&opts(&["bind", "noatime"]), None).unwrap();
         assert_eq!(set, MOUNT_ATTR_NOATIME);
         assert_eq!(
             clear & (MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME),

@@ -46,26 +46,40 @@ pub fn mount_point_file(root: &RootDir, dest: &Path) -> Result<OwnedFd> {
 /// descriptor.
 pub fn attach(tree: BorrowedFd, point: BorrowedFd, opts: &MountOptions) -> Result<()> {
     let (set, clear) = mount_attributes(opts.flags, opts.cleared);
-    sys::set_attributes(tree, set, clear, false).ctx(|| "mount flags")?;
-    sys::attach(tree, point)?;
-    finish(tree, opts)
+    attach_with(tree, point, opts, set, clear)
 }
 
 /// [`attach`] for a bind of a mount: its per-mount flags as runc's bind
 /// remount leaves them ([`bind_attributes`]). `locked`: the container is in
-/// a user namespace.
+/// a user namespace, where the source's own flags count (only then are
+/// they read).
 pub fn attach_bind(
     tree: BorrowedFd,
     point: BorrowedFd,
     opts: &MountOptions,
     locked: bool,
 ) -> Result<()> {
-    let source = sys::mount_flags(tree)?;
-    let (set, clear) = bind_attributes(opts, source, locked).map_err(|option| {
+    let names_flags = opts.flags | opts.cleared != 0;
+    let source = (locked && names_flags)
+        .then(|| sys::mount_flags(tree))
+        .transpose()?;
+    let (set, clear) = bind_attributes(opts, source).map_err(|option| {
         Error::Message(format!(
             "mount option {option:?}: operation not permitted: the source's flag is locked in a user namespace"
         ))
     })?;
+    attach_with(tree, point, opts, set, clear)
+}
+
+/// Sets the per-mount attributes `set` and `clear` on `tree`, attaches it
+/// onto `point`, then [`finish`]es it.
+fn attach_with(
+    tree: BorrowedFd,
+    point: BorrowedFd,
+    opts: &MountOptions,
+    set: u64,
+    clear: u64,
+) -> Result<()> {
     sys::set_attributes(tree, set, clear, false).ctx(|| "mount flags")?;
     sys::attach(tree, point)?;
     finish(tree, opts)
